@@ -1,0 +1,647 @@
+"""Domains: load an item catalog + interaction log, validate them, filter, split, and describe them.
+
+Reference: DESIGN.md §2 "Data protocol" and §5 "Data formats"; the split follows VQ-Rec / RecBole's leave-one-out
+(chronological order per user; last item = test, second-to-last = validation, every earlier prefix = a training
+sample; histories truncated to the last ``max_len`` items).
+
+Deliberate choices:
+- Ids are read as strings everywhere, so ``100``, ``"100"`` and ``100.0`` in different files do not silently
+  disagree (a trailing ``.0`` produced by spreadsheet exports is stripped).
+- Users with fewer than 3 interactions cannot be evaluated; they are reported as a warning and their
+  interactions still feed training (a 2-item user gives one training pair).
+- Ties in timestamps keep the row order of the file (stable sort), as upstream's files are already ordered.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import html
+import io
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+# Column names tried, in order, when the caller does not map a column.
+ITEM_ID_CANDIDATES = ("item_id", "itemid", "item", "iid", "asin", "parent_asin", "product_id", "id")
+TEXT_CANDIDATES = ("title", "name", "text", "description", "item_text", "product_title")
+USER_CANDIDATES = ("user_id", "userid", "user", "uid", "reviewerid", "customer_id")
+TIME_CANDIDATES = ("timestamp", "time", "ts", "unixreviewtime", "datetime", "date", "rating_time")
+
+SUPPORTED_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".jsonl", ".ndjson", ".json", ".parquet", ".item", ".inter")
+MAX_EXAMPLES = 5  # offending rows quoted in a message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Report
+
+
+@dataclass
+class ValidationReport:
+    """Errors block use of the domain; warnings inform. Each entry is one full sentence."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # e.g. detected encodings and the column mapping used
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def extend(self, other: ValidationReport) -> None:
+        self.errors += other.errors
+        self.warnings += other.warnings
+        self.info.update(other.info)
+
+    def format(self) -> str:
+        lines = [f"ERROR: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines) if lines else "No problems found."
+
+
+def _examples(values: Sequence, n: int = MAX_EXAMPLES) -> str:
+    vals = list(values)
+    shown = ", ".join(repr(v) for v in vals[:n])
+    return shown + (f" (and {len(vals) - n} more)" if len(vals) > n else "")
+
+
+def _rows(index: Sequence[int], n: int = MAX_EXAMPLES) -> str:
+    """Human row numbers: 1-based data rows (header not counted)."""
+    rows = [int(i) + 1 for i in list(index)[:n]]
+    more = len(index) - n
+    return ", ".join(map(str, rows)) + (f" (and {more} more)" if more > 0 else "")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading files
+
+
+def detect_encoding(raw: bytes) -> str:
+    """Guess the text encoding of ``raw``: BOMs, then strict UTF-8, then Windows-1252, then Latin-1 (never fails).
+
+    Statistical detectors mislabel short Western-European files (e.g. as cp1250), so they are not used;
+    other encodings can be chosen explicitly."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff"):
+        return "utf-16"
+    try:
+        raw.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        raw.decode("cp1252")  # Windows Latin-1: the common non-UTF-8 encoding of Western catalogs
+        return "cp1252"
+    except UnicodeDecodeError:
+        pass
+    return "latin-1"
+
+
+def _file_kind(path: Path) -> tuple[str, bool]:
+    """(suffix without .gz, gzipped?)"""
+    suffixes = [s.lower() for s in path.suffixes]
+    gz = bool(suffixes) and suffixes[-1] == ".gz"
+    if gz:
+        suffixes = suffixes[:-1]
+    return (suffixes[-1] if suffixes else ""), gz
+
+
+def _strip_recbole_types(columns: Sequence[str]) -> list[str]:
+    """RecBole atomic headers look like ``item_id:token``; keep the name part."""
+    return [c.split(":", 1)[0] if ":" in c else c for c in columns]
+
+
+def _guess_separator(text: str, default: str) -> str:
+    head = "\n".join(text.splitlines()[:20])
+    counts = {sep: head.splitlines()[0].count(sep) if head else 0 for sep in (",", "\t", ";", "|")}
+    if counts.get(default, 0) > 0:
+        return default
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else default
+
+
+def read_table(path: str | os.PathLike, encoding: Optional[str] = None, label: str = "file",
+               display_name: Optional[str] = None) -> tuple[pd.DataFrame, ValidationReport]:
+    """Read a CSV/TSV/JSONL/Parquet/RecBole atomic file into a DataFrame of strings.
+
+    Returns the frame and a report (warnings about encoding, delimiter, skipped lines). Raises DataError when the
+    file cannot be read at all. ``display_name`` is how the file is named in messages (e.g. an upload's name).
+    """
+    path = Path(path)
+    name = display_name or path.name
+    rep = ValidationReport()
+    if not path.exists():
+        raise DataError(f"The {label} '{name}' does not exist. Check the path.")
+    kind, gz = _file_kind(path)
+    if kind not in SUPPORTED_SUFFIXES:
+        raise DataError(
+            f"The {label} '{name}' has the unsupported type '{kind or '(none)'}'. "
+            f"Use one of: {', '.join(SUPPORTED_SUFFIXES)} (optionally .gz)."
+        )
+    raw = path.read_bytes()
+    if gz:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DataError(f"The {label} '{name}' ends in .gz but is not a readable gzip file ({e}).") from None
+    if not raw.strip():
+        raise DataError(f"The {label} '{name}' is empty. Upload a file with a header row and data rows.")
+
+    if kind == ".parquet":
+        try:
+            df = pd.read_parquet(io.BytesIO(raw))
+        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for corrupt files
+            raise DataError(f"The {label} '{name}' is not a readable Parquet file ({type(e).__name__}: {e}).") from None
+        return _stringify(df, name, label, rep), rep
+
+    enc = encoding or detect_encoding(raw)
+    try:
+        text = raw.decode(enc)
+    except (UnicodeDecodeError, LookupError) as e:
+        raise DataError(
+            f"The {label} '{name}' cannot be decoded as {enc} ({e}). Choose another text encoding (e.g. latin-1)."
+        ) from None
+    if enc not in ("utf-8", "utf-8-sig", "ascii"):
+        rep.warnings.append(f"The {label} '{name}' is not UTF-8; it was read as {enc}.")
+    rep.info[f"{label}_encoding"] = enc
+    text = text.lstrip("\ufeff")
+
+    if kind in (".jsonl", ".ndjson", ".json"):
+        df = _read_jsonl(text, name, label, rep)
+    else:
+        default = "," if kind == ".csv" else "\t"
+        sep = _guess_separator(text, default)
+        if sep != default:
+            rep.warnings.append(
+                f"The {label} '{name}' does not use the expected delimiter {default!r}; it was read with {sep!r}."
+            )
+        try:
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[],
+                             quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE if kind in (".item", ".inter")
+                             else csv.QUOTE_MINIMAL, on_bad_lines="error", engine="python" if sep == "|" else "c")
+        except (pd.errors.ParserError, ValueError) as e:
+            raise DataError(f"The {label} '{name}' is not a well-formed table ({str(e).strip()}).") from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"The {label} '{name}' has no columns. Upload a file with a header row.") from None
+        df.columns = _strip_recbole_types([str(c).strip() for c in df.columns])
+    if len(df) == 0:
+        raise DataError(f"The {label} '{name}' has a header but no data rows.")
+    return df, rep
+
+
+def _read_jsonl(text: str, name: str, label: str, rep: ValidationReport) -> pd.DataFrame:
+    records, bad = [], []
+    stripped = text.strip()
+    if stripped.startswith("["):  # a plain JSON array is accepted too
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise DataError(f"The {label} '{name}' is not valid JSON ({e}).") from None
+        records = [r for r in data if isinstance(r, dict)]
+    else:
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                bad.append(lineno)
+                continue
+            if isinstance(obj, dict):
+                records.append(obj)
+            else:
+                bad.append(lineno)
+    if not records:
+        raise DataError(f"The {label} '{name}' holds no JSON objects (one object per line is expected).")
+    if bad:
+        rep.warnings.append(
+            f"The {label} '{name}' has {len(bad)} line(s) that are not JSON objects; they were skipped "
+            f"(lines {_examples(bad)})."
+        )
+    return _stringify(pd.DataFrame.from_records(records), name, label, rep)
+
+
+def _stringify(df: pd.DataFrame, name: str, label: str, rep: ValidationReport) -> pd.DataFrame:
+    """Turn every scalar column into strings; nested columns (lists/dicts) are kept as-is and flagged later."""
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        sample = s.dropna().head(50).tolist()
+        if any(isinstance(v, (list, dict, tuple, np.ndarray)) for v in sample):
+            out[str(col)] = s  # nested: mapping step decides (text lists are joined, ids are refused)
+            continue
+        out[str(col)] = s.map(_scalar_to_str)
+    res = pd.DataFrame(out)
+    res.columns = _strip_recbole_types([str(c).strip() for c in res.columns])
+    return res
+
+
+def _scalar_to_str(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+_TRAILING_ZERO = re.compile(r"^(-?\d+)\.0+$")
+
+
+def _norm_ids(s: pd.Series) -> pd.Series:
+    return s.astype(str).str.strip().str.replace(_TRAILING_ZERO, r"\1", regex=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Column mapping
+
+
+def _pick(columns: Sequence[str], wanted: Optional[str], candidates: Sequence[str], what: str, name: str,
+          flag: str, required: bool = True) -> Optional[str]:
+    if wanted:
+        if wanted in columns:
+            return wanted
+        raise DataError(
+            f"The column '{wanted}' given as the {what} is not in '{name}'. Its columns are: {', '.join(columns)}."
+        )
+    lower = {c.lower(): c for c in columns}
+    for cand in candidates:
+        if cand in lower:
+            return lower[cand]
+    if required:
+        raise DataError(
+            f"'{name}' has no {what} column (looked for {', '.join(candidates[:5])}...). Its columns are: "
+            f"{', '.join(columns)}. Name the right one with {flag}."
+        )
+    return None
+
+
+def _text_of(df: pd.DataFrame, cols: Sequence[str], name: str) -> pd.Series:
+    parts = []
+    for c in cols:
+        s = df[c]
+        if s.map(lambda v: isinstance(v, dict)).any():
+            raise DataError(f"The text column '{c}' in '{name}' holds nested records; choose a plain text column.")
+        parts.append(s.map(lambda v: " ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray))
+                           else ("" if v is None else str(v))))
+    text = parts[0]
+    for p in parts[1:]:
+        text = text.str.cat(p, sep=" ")
+    return text.map(html.unescape).str.replace(r"\s+", " ", regex=True).str.strip()
+
+
+def _parse_time(s: pd.Series, name: str, col: str, rep: ValidationReport) -> pd.Series:
+    """Numbers (Unix seconds or milliseconds) or date strings -> int64 seconds. Unparseable rows are an error."""
+    s = s.astype(str).str.strip()
+    missing = s.eq("")
+    num = pd.to_numeric(s, errors="coerce")
+    numeric_share = num[~missing].notna().mean() if (~missing).any() else 1.0
+    if numeric_share >= 0.5:  # a numeric column: the non-numeric values are the offenders
+        vals, bad = num, num.isna() & ~missing
+    else:  # a column of dates: the values no date parser understands are the offenders
+        dt = pd.to_datetime(s.where(~missing), errors="coerce", utc=True, format="mixed")
+        bad = dt.isna() & ~missing
+        vals = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    if bad.any():
+        idx = np.flatnonzero(bad.to_numpy())
+        rep.errors.append(
+            f"The timestamp column '{col}' in '{name}' has {len(idx)} value(s) that are neither numbers nor "
+            f"dates: rows {_rows(idx)} (e.g. {_examples(s[bad].tolist(), 3)}). Fix them or map no timestamp "
+            f"column to use the row order."
+        )
+        return pd.Series(np.zeros(len(s), dtype=np.int64), index=s.index)
+    if missing.any():
+        idx = np.flatnonzero(missing.to_numpy())
+        rep.errors.append(
+            f"The timestamp column '{col}' in '{name}' is empty in {len(idx)} row(s): rows {_rows(idx)}. "
+            f"Fill them or map no timestamp column to use the row order."
+        )
+        return pd.Series(np.zeros(len(s), dtype=np.int64), index=s.index)
+    vals = vals.astype("float64")
+    if (vals < 0).any():
+        idx = np.flatnonzero((vals < 0).to_numpy())
+        rep.warnings.append(
+            f"The timestamp column '{col}' in '{name}' has {len(idx)} negative value(s) (rows {_rows(idx)}); "
+            f"they are kept as times before 1970."
+        )
+    if len(vals) and vals.abs().median() > 1e11:
+        rep.warnings.append(
+            f"The timestamps in '{name}' look like milliseconds; they were converted to seconds."
+        )
+        vals = vals // 1000
+    return vals.round().astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Domain
+
+
+@dataclass
+class Domain:
+    """One catalog + one interaction log. Item ``i`` of the domain is row ``i`` of ``items``."""
+
+    name: str
+    items: pd.DataFrame  # item_id (str), text (str)
+    interactions: pd.DataFrame  # user_id (str), item_id (str), timestamp (int64)
+    report: ValidationReport = field(default_factory=ValidationReport)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def item_index(self) -> pd.Series:
+        """item_id -> 0-based item index."""
+        return pd.Series(np.arange(len(self.items), dtype=np.int64), index=self.items["item_id"].to_numpy())
+
+    def titles(self) -> list[str]:
+        return self.items["text"].tolist()
+
+
+def check_domain(
+    items_path: str | os.PathLike,
+    interactions_path: str | os.PathLike,
+    name: Optional[str] = None,
+    item_id_col: Optional[str] = None,
+    text_cols: Optional[Sequence[str]] = None,
+    user_col: Optional[str] = None,
+    inter_item_col: Optional[str] = None,
+    time_col: Optional[str] = None,
+    encoding: Optional[str] = None,
+    items_name: Optional[str] = None,
+    interactions_name: Optional[str] = None,
+) -> tuple[Optional[Domain], ValidationReport]:
+    """Load and validate a domain. Never raises for bad input: returns (None or Domain, report).
+
+    The domain is returned whenever the report has no errors. ``*_name`` are display names for messages.
+    """
+    rep = ValidationReport()
+    iname = items_name or Path(items_path).name
+    lname = interactions_name or Path(interactions_path).name
+    try:
+        items_raw, r = read_table(items_path, encoding, "item catalog", iname)
+        rep.extend(r)
+        inter_raw, r = read_table(interactions_path, encoding, "interaction log", lname)
+        rep.extend(r)
+        items, inter = _map_columns(items_raw, inter_raw, iname, lname, item_id_col, text_cols, user_col,
+                                    inter_item_col, time_col, rep)
+    except DataError as e:
+        rep.errors.append(str(e))
+        return None, rep
+    if rep.errors:
+        return None, rep
+    _validate(items, inter, iname, lname, rep)
+    if rep.errors:
+        return None, rep
+    items = items.drop_duplicates("item_id", keep="first").reset_index(drop=True)
+    inter = inter.drop_duplicates(keep="first").reset_index(drop=True)
+    dom_name = name or Path(items_path).parent.name or Path(items_path).stem
+    return Domain(dom_name, items, inter, rep), rep
+
+
+def load_domain(items_path, interactions_path, name=None, **mapping) -> Domain:
+    """Like :func:`check_domain` but raises DataError (whose message lists every error) when unusable."""
+    dom, rep = check_domain(items_path, interactions_path, name=name, **mapping)
+    if dom is None:
+        err = DataError("This domain cannot be used:\n" + "\n".join(f"- {e}" for e in rep.errors))
+        err.report = rep  # type: ignore[attr-defined]
+        raise err
+    return dom
+
+
+def _map_columns(items_raw, inter_raw, iname, lname, item_id_col, text_cols, user_col, inter_item_col, time_col,
+                 rep: ValidationReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    icols = list(items_raw.columns)
+    id_c = _pick(icols, item_id_col, ITEM_ID_CANDIDATES, "item id", iname, "--item-id-col")
+    if text_cols:
+        missing = [c for c in text_cols if c not in icols]
+        if missing:
+            raise DataError(
+                f"The text column(s) {', '.join(missing)} are not in '{iname}'. Its columns are: {', '.join(icols)}."
+            )
+        tcols = list(text_cols)
+    else:
+        t = _pick([c for c in icols if c != id_c], None, TEXT_CANDIDATES, "text", iname, "--text-cols")
+        tcols = [t]
+    if any(items_raw[id_c].map(lambda v: isinstance(v, (list, dict, tuple, np.ndarray))).head(1000)):
+        raise DataError(f"The item id column '{id_c}' in '{iname}' holds nested values; ids must be plain values.")
+    items = pd.DataFrame({"item_id": _norm_ids(items_raw[id_c]), "text": _text_of(items_raw, tcols, iname)})
+
+    lcols = list(inter_raw.columns)
+    u_c = _pick(lcols, user_col, USER_CANDIDATES, "user id", lname, "--user-col")
+    it_c = _pick([c for c in lcols if c != u_c], inter_item_col, ITEM_ID_CANDIDATES, "item id", lname,
+                 "--inter-item-col")
+    t_c = _pick([c for c in lcols if c not in (u_c, it_c)], time_col, TIME_CANDIDATES, "timestamp", lname,
+                "--time-col", required=False)
+    inter = pd.DataFrame({"user_id": _norm_ids(inter_raw[u_c]), "item_id": _norm_ids(inter_raw[it_c])})
+    if t_c is None:
+        rep.warnings.append(
+            f"'{lname}' has no timestamp column; the order of its rows is used as the order of each user's items."
+        )
+        inter["timestamp"] = np.arange(len(inter), dtype=np.int64)
+    else:
+        inter["timestamp"] = _parse_time(inter_raw[t_c], lname, t_c, rep).to_numpy()
+    rep.info["mapping"] = {"item_id": id_c, "text": tcols, "user": u_c, "interaction_item": it_c, "timestamp": t_c}
+    return items, inter
+
+
+def _validate(items: pd.DataFrame, inter: pd.DataFrame, iname: str, lname: str, rep: ValidationReport) -> None:
+    empty_id = items["item_id"].eq("")
+    if empty_id.any():
+        rep.errors.append(f"'{iname}' has {int(empty_id.sum())} row(s) without an item id: rows "
+                          f"{_rows(np.flatnonzero(empty_id.to_numpy()))}.")
+    dup = items["item_id"].duplicated(keep=False) & ~empty_id
+    if dup.any():
+        d = items[dup]
+        conflicting = d.groupby("item_id")["text"].nunique()
+        conflicting = conflicting[conflicting > 1].index.tolist()
+        msg = f"'{iname}' lists {d['item_id'].nunique()} item id(s) more than once ({_examples(d['item_id'].unique())})"
+        if conflicting:
+            msg += f"; {len(conflicting)} of them with different texts ({_examples(conflicting)})"
+        rep.warnings.append(msg + "; the first row of each is used.")
+    text_empty = items["text"].eq("")
+    if text_empty.all():
+        rep.errors.append(f"Every item in '{iname}' has empty text, so there is nothing to encode. Map a text column "
+                          f"that has content (e.g. the title).")
+    elif text_empty.any():
+        rep.warnings.append(f"{int(text_empty.sum())} item(s) in '{iname}' have empty text (rows "
+                            f"{_rows(np.flatnonzero(text_empty.to_numpy()))}); they are encoded from an empty string.")
+    empty_u = inter["user_id"].eq("") | inter["item_id"].eq("")
+    if empty_u.any():
+        rep.errors.append(f"'{lname}' has {int(empty_u.sum())} row(s) with an empty user or item id: rows "
+                          f"{_rows(np.flatnonzero(empty_u.to_numpy()))}.")
+    known = set(items["item_id"])
+    unknown_mask = ~inter["item_id"].isin(known) & ~inter["item_id"].eq("")
+    if unknown_mask.any():
+        unknown = inter.loc[unknown_mask, "item_id"].unique()
+        rep.errors.append(
+            f"'{lname}' names {len(unknown)} item id(s) that are not in the catalog '{iname}': "
+            f"{_examples(unknown)} (rows {_rows(np.flatnonzero(unknown_mask.to_numpy()))}). Check that both files "
+            f"belong to the same domain and that the id columns are mapped correctly."
+        )
+    if rep.errors:
+        return
+    dups = inter.duplicated(keep="first")
+    if dups.any():
+        rep.warnings.append(f"'{lname}' has {int(dups.sum())} duplicate row(s) (same user, item and time; rows "
+                            f"{_rows(np.flatnonzero(dups.to_numpy()))}); duplicates are dropped.")
+    counts = inter.drop_duplicates().groupby("user_id").size()
+    short = counts[counts < 3]
+    if len(short) == len(counts):
+        rep.errors.append(f"No user in '{lname}' has 3 or more interactions, so no user can be evaluated with "
+                          f"leave-one-out. Upload a longer log.")
+    elif len(short):
+        rep.warnings.append(
+            f"{len(short)} of {len(counts)} users in '{lname}' have fewer than 3 interactions ({_examples(short.index)}"
+            f"); they cannot be evaluated and only feed training."
+        )
+    unused = len(known - set(inter["item_id"]))
+    if unused:
+        rep.warnings.append(f"{unused} item(s) of '{iname}' never occur in '{lname}'; they stay in the catalog and "
+                            f"are ranked like every other item.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Filtering, splitting, statistics
+
+
+def k_core(domain: Domain, k: int = 5, drop_unused_items: bool = True) -> Domain:
+    """Iteratively keep users and items with at least ``k`` interactions (DESIGN.md: optional 5-core)."""
+    inter = domain.interactions
+    while True:
+        uc = inter.groupby("user_id")["item_id"].transform("size")
+        ic = inter.groupby("item_id")["user_id"].transform("size")
+        keep = (uc >= k) & (ic >= k)
+        if keep.all():
+            break
+        inter = inter[keep]
+    if len(inter) == 0:
+        raise DataError(f"No interactions survive {k}-core filtering of '{domain.name}'. Use a smaller k.")
+    items = domain.items
+    if drop_unused_items:
+        items = items[items["item_id"].isin(set(inter["item_id"]))].reset_index(drop=True)
+    return Domain(domain.name, items, inter.reset_index(drop=True), domain.report)
+
+
+@dataclass
+class SeqSamples:
+    """A batch-able set of (history, next item) samples; see docs/CONTRACTS.md."""
+
+    user: np.ndarray  # object [n] user id per sample
+    seq: np.ndarray  # int64 [n, max_len] item index + 1, left-aligned, 0-padded
+    length: np.ndarray  # int64 [n] real items in seq, 1..max_len
+    target: np.ndarray  # int64 [n] 0-based item index
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def subset(self, idx) -> SeqSamples:
+        return SeqSamples(self.user[idx], self.seq[idx], self.length[idx], self.target[idx])
+
+
+@dataclass
+class Split:
+    n_items: int
+    max_len: int
+    train: SeqSamples
+    valid: SeqSamples
+    test: SeqSamples
+    train_item_mask: np.ndarray  # bool [n_items]
+    user_items: dict  # user id -> int64 array of item indices, chronological
+
+    @property
+    def n_eval_users(self) -> int:
+        return len(self.test)
+
+
+def user_sequences(domain: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chronological item indices of all users, flattened: (users [U], offsets [U+1], items [N])."""
+    idx = domain.item_index()
+    inter = domain.interactions
+    item_idx = idx.reindex(inter["item_id"].to_numpy()).to_numpy()
+    if np.isnan(item_idx.astype(float)).any():
+        raise DataError(f"Interactions of '{domain.name}' name items missing from its catalog.")
+    users, uinv = np.unique(inter["user_id"].to_numpy().astype(str), return_inverse=True)
+    order = np.lexsort((np.arange(len(inter)), inter["timestamp"].to_numpy(), uinv))  # stable on ties
+    items = item_idx.astype(np.int64)[order]
+    counts = np.bincount(uinv, minlength=len(users))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return users.astype(object), offsets, items
+
+
+def _gather(items: np.ndarray, start: np.ndarray, end: np.ndarray, users: np.ndarray, targets: np.ndarray,
+            max_len: int) -> SeqSamples:
+    """History items[max(start, end-max_len):end] per sample, left-aligned and shifted by +1."""
+    length = np.minimum(end - start, max_len).astype(np.int64)  # [n]
+    first = end - length  # [n]
+    j = np.arange(max_len)[None, :]  # [1, L]
+    src = first[:, None] + j  # [n, L]
+    valid = j < length[:, None]  # [n, L]
+    seq = np.where(valid, items[np.clip(src, 0, len(items) - 1)] + 1, 0).astype(np.int64)  # [n, L]
+    return SeqSamples(users, seq, length, targets.astype(np.int64))
+
+
+def split_leave_one_out(domain: Domain, max_len: int = 50) -> Split:
+    """Chronological leave-one-out with prefix expansion (DESIGN.md §2).
+
+    For a user with items i_1..i_n (n >= 3): test = (i_1..i_{n-1} -> i_n), valid = (i_1..i_{n-2} -> i_{n-1}),
+    train = (i_1..i_{t-1} -> i_t) for t = 2..n-2. Users with n < 3 only give training pairs t = 2..n.
+    """
+    if max_len < 1:
+        raise DataError("max_len must be at least 1.")
+    users, off, items = user_sequences(domain)
+    n_u = np.diff(off)  # [U]
+    evaluable = n_u >= 3
+    if not evaluable.any():
+        raise DataError(f"No user of '{domain.name}' has 3 or more interactions; nothing can be evaluated.")
+    # training targets: positions 1..n-3 (0-based) for evaluable users, 1..n-1 for short users
+    last_train = np.where(evaluable, n_u - 3, n_u - 1)  # [U] last training target position (inclusive)
+    n_train = np.maximum(last_train, 0)  # [U] count of positions 1..last_train
+    u_rep = np.repeat(np.arange(len(users)), n_train)
+    pos = np.arange(n_train.sum()) - np.repeat(np.cumsum(n_train) - n_train, n_train) + 1  # 1..last_train
+    start = off[u_rep]
+    train = _gather(items, start, start + pos, users[u_rep], items[start + pos], max_len)
+
+    eu = np.flatnonzero(evaluable)
+    s, e = off[eu], off[eu + 1]
+    valid = _gather(items, s, e - 2, users[eu], items[e - 2], max_len)
+    test = _gather(items, s, e - 1, users[eu], items[e - 1], max_len)
+
+    mask = np.zeros(domain.n_items, dtype=bool)
+    train_end = np.where(evaluable, off[1:] - 2, off[1:])  # exclusive end of each user's training part
+    idx_u = np.repeat(np.arange(len(users)), n_u)  # [N] user of each interaction
+    in_train = np.arange(len(items)) < train_end[idx_u]  # [N]
+    mask[items[in_train]] = True
+    user_items = {u: items[off[k]:off[k + 1]] for k, u in enumerate(users)}
+    return Split(domain.n_items, max_len, train, valid, test, mask, user_items)
+
+
+def domain_stats(domain: Domain) -> dict:
+    """Users, items, interactions, sequence and text length, density, time range."""
+    inter = domain.interactions
+    seq_len = inter.groupby("user_id").size()
+    text_words = domain.items["text"].str.split().str.len().fillna(0)
+    ts = inter["timestamp"]
+    return {
+        "domain": domain.name,
+        "users": int(inter["user_id"].nunique()),
+        "items": int(domain.n_items),
+        "interactions": int(len(inter)),
+        "density": float(len(inter) / max(1, inter["user_id"].nunique() * domain.n_items)),
+        "seq_len_mean": float(seq_len.mean()),
+        "seq_len_median": float(seq_len.median()),
+        "seq_len_max": int(seq_len.max()),
+        "evaluable_users": int((seq_len >= 3).sum()),
+        "text_words_mean": float(text_words.mean()),
+        "text_chars_mean": float(domain.items["text"].str.len().mean()),
+        "empty_texts": int(domain.items["text"].eq("").sum()),
+        "time_min": int(ts.min()),
+        "time_max": int(ts.max()),
+    }
