@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import unit_normalise
 from .errors import DataError
+from .geometry import unit_normalise
 
 SUMMARY_STATS = ("mean", "q25", "median", "q75")
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import fsutil
-from .analysis import unit_normalise
 from .errors import DataError
+from .geometry import unit_normalise
 
 _CACHE_VERSION = "umap-v1"
 
