@@ -311,6 +311,10 @@ def test_run_analysis_with_checkpoints_end_to_end(two_domains, tmp_path):
     assert "src='plotly.min.js'" in html and "cdn" not in html.lower()
     assert (tmp_path / "out" / "plotly.min.js").stat().st_size > 1_000_000
     assert pd.read_csv(tmp_path / "out" / "domain_gap.csv").shape[0] == 4 and len(written) > 10
+    from vqrec_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="do not name two models of one domain"):
+        analysis.run_analysis(doms, analysis.AnalyzeConfig(compare=[("vqrec_pretrained", "nope")]))
     with pytest.raises(DataError, match="not among the evaluated users"):
         analysis.run_analysis(doms[:1], analysis.AnalyzeConfig(D=4, b=2, umap=False, user="nobody"))
 

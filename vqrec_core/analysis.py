@@ -43,7 +43,7 @@ class AnalyzeConfig:
     umap_cap: int = 5000         # points per UMAP map (random subsample above)
     seed: int = 0
     user: str | None = None      # user of the qualitative comparison (None = the first test user some model hits)
-    compare: tuple[str, str] | None = None  # (before, after) model names; None = auto ("pretrain*" vs "adapt*")
+    compare: list[tuple[str, str]] | None = None  # (before, after) model pairs; None = every *pretrained/*adapted
 
 
 @dataclass
@@ -163,17 +163,16 @@ def domain_bias(dd: DomainData, cfg: AnalyzeConfig) -> tuple[dict[str, pd.DataFr
     return tables, lists, samples
 
 
-def _auto_compare(names: list[str]) -> tuple[str, str] | None:
-    pre = [n for n in names if "pretrain" in n.lower() and "adapt" not in n.lower()]
-    post = [n for n in names if "adapt" in n.lower()]
-    if len(pre) >= 1 and len(post) >= 1:
-        return pre[0], post[0]
-    return None
+def _auto_compare(names: list[str]) -> list[tuple[str, str]]:
+    """Every ("<x>pretrained", "<x>adapted") pair of model names, e.g. vqrec_pretrained -> vqrec_adapted."""
+    return [(n, n[: -len("pretrained")] + "adapted") for n in names
+            if n.endswith("pretrained") and n[: -len("pretrained")] + "adapted" in names]
 
 
 def qualitative(dd: DomainData, lists: dict, samples, cfg: AnalyzeConfig,
                 compare: tuple[str, str] | None) -> dict[str, pd.DataFrame]:
-    """History, side-by-side lists (long + wide) and the adaptation diff for one user."""
+    """History, side-by-side lists (long + wide) and, given a (before, after) pair, the adaptation diff for one
+    user."""
     users = np.asarray(samples.user)
     if cfg.user is not None:
         hits = np.flatnonzero(users.astype(str) == str(cfg.user))
@@ -224,6 +223,11 @@ def run_analysis(domains: list[DomainData], cfg: AnalyzeConfig | None = None, ca
     cfg = cfg or AnalyzeConfig()
     if not domains:
         raise DataError("The analysis needs at least one domain.")
+    refs = {"Text-kNN", "Popularity"}
+    bad = [p for p in (cfg.compare or []) if not any({*p} <= {*d.models, *refs} for d in domains)]
+    if bad:
+        raise ConfigError(f"--compare pairs {bad} do not name two models of one domain; the loaded checkpoints "
+                          f"are {sorted({m for d in domains for m in d.models})}.")
     res = AnalysisResult()
     steps = 2 * len(domains) + 3
     code_rows, digits, spaces_t = [], [], []
@@ -288,18 +292,16 @@ def run_analysis(domains: list[DomainData], cfg: AnalyzeConfig | None = None, ca
         res.tables[f"bias_users_{dd.name}"] = per_user
         bias_sum.append(bias.bias_summary(tables).assign(domain=dd.name))
         res.figures[f"bias_{dd.name}"] = figures.bias_figures(per_user, dd.name, cfg.K)
-        compare = cfg.compare or _auto_compare(list(dd.models))
-        if compare is not None:
-            missing = [c for c in compare if c not in tables]
-            if missing:
-                raise ConfigError(f"--compare names {missing} which are not models of domain '{dd.name}'; "
-                                  f"available: {sorted(tables)}.")
-            joined, s = bias.compare_bias(tables[compare[0]], tables[compare[1]], "before", "after")
-            comparisons.append({"domain": dd.name, "before": compare[0], "after": compare[1], **s})
-            res.tables[f"bias_compare_{dd.name}"] = joined
-        elif not dd.models:
+        pairs = _auto_compare(list(dd.models)) if cfg.compare is None else [
+            p for p in cfg.compare if p[0] in tables and p[1] in tables]
+        for before, after in pairs:
+            joined, s = bias.compare_bias(tables[before], tables[after], "before", "after")
+            comparisons.append({"domain": dd.name, "before": before, "after": after, **s})
+            res.tables[f"bias_compare_{dd.name}_{after.replace(':', '_')}"] = joined
+        if not dd.models:
             res.notes.append(f"{dd.name}: no trained checkpoint for this domain, so bias covers only Text-kNN and "
                              "Popularity; pass --checkpoints to add VQ-Rec and the other models.")
+        compare = next((p for p in pairs if "vqrec" in p[1]), pairs[0] if pairs else None)
         for key, df in qualitative(dd, lists, samples, cfg, compare).items():
             res.tables[f"example_{key}_{dd.name}"] = df
     if bias_sum:
@@ -397,7 +399,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                          "skipped (Text-kNN and Popularity are still measured).")
     cfg = AnalyzeConfig(D=args.D, b=args.b, method=args.method, K=args.K, seed=args.seed,
                         max_users=None if args.max_users == 0 else args.max_users, umap=not args.no_umap,
-                        umap_cap=args.umap_cap, user=args.user, compare=tuple(args.compare) if args.compare else None)
+                        umap_cap=args.umap_cap, user=args.user,
+                        compare=[tuple(c) for c in args.compare] if args.compare else None)
     res = run_analysis(domains, cfg, cache_dir=cache, progress=prog)
     res.notes = res_notes + res.notes
     written = write_outputs(res, args.out)
@@ -420,8 +423,7 @@ def register_cli(sub) -> argparse.ArgumentParser:
     p.add_argument("--names", nargs="+", help="one name per --domain (default: each catalog's folder name)")
     p.add_argument("--checkpoints", metavar="DIR",
                    help="folder searched (recursively) for trained checkpoints; each is matched to the domain "
-                        "whose catalog it scores. Names containing 'pretrain' and 'adapt' are compared "
-                        "before/after adaptation.")
+                        "whose catalog it scores (e.g. workspace/experiments/toys_to_beauty from 'experiment')")
     p.add_argument("--out", default="results/analysis", help="output folder (default results/analysis)")
     p.add_argument("--encoder", default="minilm", help="text encoder: 'minilm' (default), 'hash:64' or a local "
                                                        "sentence-transformers model folder")
@@ -434,8 +436,9 @@ def register_cli(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-users", type=int, default=3000,
                    help="evaluated users per domain for the bias (random subset; 0 = all; default 3000)")
     p.add_argument("--user", help="user id of the side-by-side example (default: first user some model hits)")
-    p.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
-                   help="two checkpoint names to compare before vs after adaptation (default: auto by name)")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("BEFORE", "AFTER"),
+                   help="two checkpoint names to compare before vs after adaptation (repeatable; default: every "
+                        "<x>pretrained / <x>adapted pair, e.g. vqrec_pretrained vs vqrec_adapted)")
     p.add_argument("--no-umap", action="store_true", help="skip UMAP maps (their first call compiles numba)")
     p.add_argument("--umap-cap", type=int, default=5000, help="points per UMAP map (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="seed of every subsample, code table and map (default 0)")
