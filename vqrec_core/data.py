@@ -14,6 +14,7 @@ Deliberate choices:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import html
@@ -39,6 +40,16 @@ TIME_CANDIDATES = ("timestamp", "time", "ts", "unixreviewtime", "datetime", "dat
 
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".jsonl", ".ndjson", ".json", ".parquet", ".item", ".inter")
 MAX_EXAMPLES = 5  # offending rows quoted in a message
+
+# Limits (docs/robustness.md). Files beyond them are refused with a DataError naming the limit, before they are
+# parsed, so a huge upload cannot exhaust memory. MAX_FILE_BYTES matches the app's upload cap
+# (.streamlit/config.toml server.maxUploadSize = 100) and applies to the file on disk and, for .gz, to its
+# decompressed content (a gzip bomb stops at the limit). Row limits bound the split: 2M interactions give ~1.6M
+# training prefixes of max_len=50, i.e. ~0.7 GB of int64 histories.
+MAX_FILE_BYTES = 100 * 2**20  # 100 MiB per file
+MAX_ITEMS = 1_000_000  # catalog rows
+MAX_INTERACTIONS = 2_000_000  # interaction-log rows
+MAX_ABS_TIMESTAMP = 1e12  # seconds (~year 33,700); larger values (after the milliseconds check) are refused
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -88,22 +99,76 @@ def detect_encoding(raw: bytes) -> str:
     """Guess the text encoding of ``raw``: BOMs, then strict UTF-8, then Windows-1252, then Latin-1 (never fails).
 
     Statistical detectors mislabel short Western-European files (e.g. as cp1250), so they are not used;
-    other encodings can be chosen explicitly."""
+    other encodings can be chosen explicitly. The check decodes in slices, so it never holds a second full copy."""
     if raw.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     if raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff"):
         return "utf-16"
-    try:
-        raw.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        raw.decode("cp1252")  # Windows Latin-1: the common non-UTF-8 encoding of Western catalogs
-        return "cp1252"
-    except UnicodeDecodeError:
-        pass
+    for enc in ("utf-8", "cp1252"):  # cp1252 = Windows Latin-1: the common non-UTF-8 encoding of Western catalogs
+        if _decodes(raw, enc):
+            return enc
     return "latin-1"
+
+
+def _decodes(raw: bytes, enc: str, chunk: int = 8 * 2**20) -> bool:
+    dec = codecs.getincrementaldecoder(enc)("strict")
+    view = memoryview(raw)
+    try:
+        for i in range(0, len(raw), chunk):
+            dec.decode(view[i:i + chunk], final=i + chunk >= len(raw))
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def safe_upload_name(name: str) -> str:
+    """Check that an uploaded file's name is a plain file name, and return it.
+
+    Raises DataError for names with a folder part (``/`` or ``\\``), ``..``, control characters, or a leading dot,
+    so an upload can never be written outside the folder the app chose (path traversal such as ``../../x.csv``)."""
+    bad = (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")
+           or any(ord(ch) < 32 for ch in name) or len(name) > 255)
+    if bad:
+        raise DataError(
+            f"The file name {name!r} is not allowed: upload names must be plain file names without folders, "
+            f"'..', a leading dot or control characters (e.g. 'items.csv'). Rename the file and upload it again."
+        )
+    return name
+
+
+def _limit_error(label: str, name: str, what: str) -> DataError:
+    return DataError(
+        f"The {label} '{name}' is {what}, which is over the limit of {MAX_FILE_BYTES // 2**20} MiB per file. "
+        f"Filter it first (e.g. a k-core or a sample of users) or split the domain."
+    )
+
+
+def _read_bytes_capped(path: Path, gz: bool, label: str, name: str) -> bytes:
+    """The file's bytes (decompressed for .gz), refusing more than MAX_FILE_BYTES before reading them all."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise _limit_error(label, name, f"{size / 2**20:.0f} MiB")
+    if not gz:
+        try:
+            return path.read_bytes()
+        except OSError as e:
+            raise DataError(f"The {label} '{name}' cannot be read ({e.strerror or e}).") from None
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"The {label} '{name}' ends in .gz but is not a readable gzip file ({e}).") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _limit_error(label, name, f"more than {MAX_FILE_BYTES // 2**20} MiB once decompressed")
+    return raw
+
+
+def _check_rows(n: int, limit: int, label: str, name: str, what: str) -> None:
+    if n > limit:
+        raise DataError(
+            f"The {label} '{name}' has {n:,} rows, over the limit of {limit:,} {what}. Filter it first (e.g. a "
+            f"k-core or a sample of users)."
+        )
 
 
 def _file_kind(path: Path) -> tuple[str, bool]:
@@ -147,55 +212,81 @@ def read_table(path: str | os.PathLike, encoding: Optional[str] = None, label: s
             f"The {label} '{name}' has the unsupported type '{kind or '(none)'}'. "
             f"Use one of: {', '.join(SUPPORTED_SUFFIXES)} (optionally .gz)."
         )
-    raw = path.read_bytes()
-    if gz:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataError(f"The {label} '{name}' ends in .gz but is not a readable gzip file ({e}).") from None
+    if path.is_dir():
+        raise DataError(f"The {label} '{name}' is a folder, not a file.")
+    raw = _read_bytes_capped(path, gz, label, name)
     if not raw.strip():
         raise DataError(f"The {label} '{name}' is empty. Upload a file with a header row and data rows.")
 
     if kind == ".parquet":
-        try:
-            df = pd.read_parquet(io.BytesIO(raw))
-        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for corrupt files
-            raise DataError(f"The {label} '{name}' is not a readable Parquet file ({type(e).__name__}: {e}).") from None
-        return _stringify(df, name, label, rep), rep
+        return _read_parquet(raw, name, label, rep), rep
 
     enc = encoding or detect_encoding(raw)
     try:
-        text = raw.decode(enc)
-    except (UnicodeDecodeError, LookupError) as e:
-        raise DataError(
-            f"The {label} '{name}' cannot be decoded as {enc} ({e}). Choose another text encoding (e.g. latin-1)."
-        ) from None
+        codecs.lookup(enc)
+    except LookupError:
+        raise DataError(f"'{enc}' is not a known text encoding. Use e.g. utf-8, latin-1 or cp1252.") from None
     if enc not in ("utf-8", "utf-8-sig", "ascii"):
         rep.warnings.append(f"The {label} '{name}' is not UTF-8; it was read as {enc}.")
     rep.info[f"{label}_encoding"] = enc
-    text = text.lstrip("\ufeff")
+    decode_error = DataError(f"The {label} '{name}' cannot be decoded as {enc}. Choose another text encoding "
+                             f"(e.g. latin-1).")
+    if codecs.lookup(enc).name.startswith("utf-16") or codecs.lookup(enc).name.startswith("utf-32"):
+        try:  # the C parser reads byte streams; re-encode wide encodings to UTF-8 once
+            raw = raw.decode(enc).lstrip("\ufeff").encode("utf-8")
+        except UnicodeDecodeError:
+            raise decode_error from None
+        enc = "utf-8"
+    elif enc in ("utf-8", "utf-8-sig"):
+        enc = "utf-8-sig"  # tolerate a BOM
 
     if kind in (".jsonl", ".ndjson", ".json"):
-        df = _read_jsonl(text, name, label, rep)
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError:
+            raise decode_error from None
+        df = _read_jsonl(text.lstrip("\ufeff"), name, label, rep)
     else:
         default = "," if kind == ".csv" else "\t"
-        sep = _guess_separator(text, default)
+        head = raw[:65536].decode(enc, errors="replace").lstrip("\ufeff")
+        sep = _guess_separator(head, default)
         if sep != default:
             rep.warnings.append(
                 f"The {label} '{name}' does not use the expected delimiter {default!r}; it was read with {sep!r}."
             )
+        quoting = csv.QUOTE_NONE if kind in (".item", ".inter") and sep != "," else csv.QUOTE_MINIMAL
         try:
-            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[],
-                             quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE if kind in (".item", ".inter")
-                             else csv.QUOTE_MINIMAL, on_bad_lines="error", engine="python" if sep == "|" else "c")
-        except (pd.errors.ParserError, ValueError) as e:
-            raise DataError(f"The {label} '{name}' is not a well-formed table ({str(e).strip()}).") from None
+            df = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False, na_values=[],
+                             encoding=enc, quoting=quoting, on_bad_lines="error",
+                             engine="python" if sep == "|" else "c")
+        except UnicodeDecodeError:
+            raise decode_error from None
         except pd.errors.EmptyDataError:
             raise DataError(f"The {label} '{name}' has no columns. Upload a file with a header row.") from None
+        except (pd.errors.ParserError, ValueError) as e:
+            raise DataError(f"The {label} '{name}' is not a well-formed table ({str(e).strip()}).") from None
         df.columns = _strip_recbole_types([str(c).strip() for c in df.columns])
+        del raw
     if len(df) == 0:
         raise DataError(f"The {label} '{name}' has a header but no data rows.")
     return df, rep
+
+
+def _read_parquet(raw: bytes, name: str, label: str, rep: ValidationReport) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(io.BytesIO(raw))
+        n = pf.metadata.num_rows  # checked before decompressing: Parquet compresses well, the byte cap is not enough
+        _check_rows(n, max(MAX_ITEMS, MAX_INTERACTIONS), label, name, "rows")
+        df = pf.read().to_pandas()
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many types for corrupt files
+        raise DataError(f"The {label} '{name}' is not a readable Parquet file ({type(e).__name__}: {e}).") from None
+    if len(df) == 0:
+        raise DataError(f"The {label} '{name}' has a header but no data rows.")
+    return _stringify(df, name, label, rep)
 
 
 def _read_jsonl(text: str, name: str, label: str, rep: ValidationReport) -> pd.DataFrame:
@@ -253,11 +344,16 @@ def _scalar_to_str(v) -> str:
     return str(v)
 
 
-_TRAILING_ZERO = re.compile(r"^(-?\d+)\.0+$")
+_TRAILING_ZERO = re.compile(r"^-?\d+\.0+$")
 
 
 def _norm_ids(s: pd.Series) -> pd.Series:
-    return s.astype(str).str.strip().str.replace(_TRAILING_ZERO, r"\1", regex=True)
+    s = s.astype(str).str.strip()
+    fix = s.str.contains(_TRAILING_ZERO.pattern, regex=True)  # no back-reference: stays vectorised
+    if fix.any():
+        s = s.copy()
+        s[fix] = s[fix].str.replace(r"\.0+$", "", regex=True)
+    return s
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -295,15 +391,23 @@ def _text_of(df: pd.DataFrame, cols: Sequence[str], name: str) -> pd.Series:
     text = parts[0]
     for p in parts[1:]:
         text = text.str.cat(p, sep=" ")
-    return text.map(html.unescape).str.replace(r"\s+", " ", regex=True).str.strip()
+    amp = text.str.contains("&", regex=False)  # unescape only rows that can hold an entity
+    if amp.any():
+        text = text.copy()
+        text[amp] = text[amp].map(html.unescape)
+    return text.str.replace(r"\s+", " ", regex=True).str.strip()
 
 
 def _parse_time(s: pd.Series, name: str, col: str, rep: ValidationReport) -> pd.Series:
     """Numbers (Unix seconds or milliseconds) or date strings -> int64 seconds. Unparseable rows are an error."""
     s = s.astype(str).str.strip()
     missing = s.eq("")
-    num = pd.to_numeric(s, errors="coerce")
+    try:  # fast path: every value is a plain number (vectorised cast, no per-row Python)
+        num = s.astype("float64")
+    except (ValueError, TypeError):
+        num = pd.to_numeric(s, errors="coerce")
     numeric_share = num[~missing].notna().mean() if (~missing).any() else 1.0
+    num = num.where(np.isfinite(num.to_numpy(dtype="float64", na_value=np.nan)))  # 'nan'/'inf' are not times
     if numeric_share >= 0.5:  # a numeric column: the non-numeric values are the offenders
         vals, bad = num, num.isna() & ~missing
     else:  # a column of dates: the values no date parser understands are the offenders
@@ -337,6 +441,14 @@ def _parse_time(s: pd.Series, name: str, col: str, rep: ValidationReport) -> pd.
             f"The timestamps in '{name}' look like milliseconds; they were converted to seconds."
         )
         vals = vals // 1000
+    out_of_range = vals.abs() > MAX_ABS_TIMESTAMP
+    if out_of_range.any():
+        idx = np.flatnonzero(out_of_range.to_numpy())
+        rep.errors.append(
+            f"The timestamp column '{col}' in '{name}' has {len(idx)} value(s) too large to be Unix times in "
+            f"seconds or milliseconds: rows {_rows(idx)} (e.g. {_examples(s[out_of_range].tolist(), 3)})."
+        )
+        return pd.Series(np.zeros(len(s), dtype=np.int64), index=s.index)
     return vals.round().astype(np.int64)
 
 
@@ -390,6 +502,37 @@ def check_domain(
         rep.extend(r)
         inter_raw, r = read_table(interactions_path, encoding, "interaction log", lname)
         rep.extend(r)
+    except DataError as e:
+        rep.errors.append(str(e))
+        return None, rep
+    dom_name = name or Path(items_path).parent.name or Path(items_path).stem
+    dom, r = domain_from_frames(items_raw, inter_raw, iname, lname, name=dom_name, item_id_col=item_id_col,
+                                text_cols=text_cols, user_col=user_col, inter_item_col=inter_item_col,
+                                time_col=time_col)
+    rep.extend(r)
+    if dom is not None:
+        dom.report = rep
+    return dom, rep
+
+
+def domain_from_frames(
+    items_raw: pd.DataFrame,
+    inter_raw: pd.DataFrame,
+    items_name: str = "items",
+    interactions_name: str = "interactions",
+    name: Optional[str] = None,
+    item_id_col: Optional[str] = None,
+    text_cols: Optional[Sequence[str]] = None,
+    user_col: Optional[str] = None,
+    inter_item_col: Optional[str] = None,
+    time_col: Optional[str] = None,
+) -> tuple[Optional[Domain], ValidationReport]:
+    """Map and validate two frames as returned by :func:`read_table` (the second half of :func:`check_domain`)."""
+    rep = ValidationReport()
+    iname, lname = items_name, interactions_name
+    try:
+        _check_rows(len(items_raw), MAX_ITEMS, "item catalog", iname, "items")
+        _check_rows(len(inter_raw), MAX_INTERACTIONS, "interaction log", lname, "interactions")
         items, inter = _map_columns(items_raw, inter_raw, iname, lname, item_id_col, text_cols, user_col,
                                     inter_item_col, time_col, rep)
     except DataError as e:
@@ -402,8 +545,7 @@ def check_domain(
         return None, rep
     items = items.drop_duplicates("item_id", keep="first").reset_index(drop=True)
     inter = inter.drop_duplicates(keep="first").reset_index(drop=True)
-    dom_name = name or Path(items_path).parent.name or Path(items_path).stem
-    return Domain(dom_name, items, inter, rep), rep
+    return Domain(name or Path(iname).stem, items, inter, rep), rep
 
 
 def load_domain(items_path, interactions_path, name=None, **mapping) -> Domain:
@@ -477,8 +619,9 @@ def _validate(items: pd.DataFrame, inter: pd.DataFrame, iname: str, lname: str, 
     if empty_u.any():
         rep.errors.append(f"'{lname}' has {int(empty_u.sum())} row(s) with an empty user or item id: rows "
                           f"{_rows(np.flatnonzero(empty_u.to_numpy()))}.")
-    known = set(items["item_id"])
-    unknown_mask = ~inter["item_id"].isin(known) & ~inter["item_id"].eq("")
+    known = pd.Index(items["item_id"]).unique()
+    pos = known.get_indexer(inter["item_id"])  # [N] -1 = not in the catalog (hash lookup, no per-row Python)
+    unknown_mask = pd.Series(pos < 0, index=inter.index) & ~inter["item_id"].eq("")
     if unknown_mask.any():
         unknown = inter.loc[unknown_mask, "item_id"].unique()
         rep.errors.append(
@@ -492,7 +635,7 @@ def _validate(items: pd.DataFrame, inter: pd.DataFrame, iname: str, lname: str, 
     if dups.any():
         rep.warnings.append(f"'{lname}' has {int(dups.sum())} duplicate row(s) (same user, item and time; rows "
                             f"{_rows(np.flatnonzero(dups.to_numpy()))}); duplicates are dropped.")
-    counts = inter.drop_duplicates().groupby("user_id").size()
+    counts = inter[~dups.to_numpy()].groupby("user_id").size()
     short = counts[counts < 3]
     if len(short) == len(counts):
         rep.errors.append(f"No user in '{lname}' has 3 or more interactions, so no user can be evaluated with "
@@ -502,7 +645,7 @@ def _validate(items: pd.DataFrame, inter: pd.DataFrame, iname: str, lname: str, 
             f"{len(short)} of {len(counts)} users in '{lname}' have fewer than 3 interactions ({_examples(short.index)}"
             f"); they cannot be evaluated and only feed training."
         )
-    unused = len(known - set(inter["item_id"]))
+    unused = len(known) - len(np.unique(pos))
     if unused:
         rep.warnings.append(f"{unused} item(s) of '{iname}' never occur in '{lname}'; they stay in the catalog and "
                             f"are ranked like every other item.")
@@ -563,28 +706,35 @@ class Split:
 
 def user_sequences(domain: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Chronological item indices of all users, flattened: (users [U], offsets [U+1], items [N])."""
-    idx = domain.item_index()
     inter = domain.interactions
-    item_idx = idx.reindex(inter["item_id"].to_numpy()).to_numpy()
-    if np.isnan(item_idx.astype(float)).any():
+    item_idx = pd.Index(domain.items["item_id"]).get_indexer(inter["item_id"])  # [N], -1 = not in the catalog
+    if (item_idx < 0).any():
         raise DataError(f"Interactions of '{domain.name}' name items missing from its catalog.")
-    users, uinv = np.unique(inter["user_id"].to_numpy().astype(str), return_inverse=True)
+    uinv, users = pd.factorize(inter["user_id"], sort=True)  # hash-based, much faster than np.unique on strings
+    users = np.asarray(users, dtype=object)
     order = np.lexsort((np.arange(len(inter)), inter["timestamp"].to_numpy(), uinv))  # stable on ties
     items = item_idx.astype(np.int64)[order]
     counts = np.bincount(uinv, minlength=len(users))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return users.astype(object), offsets, items
+    return users, offsets, items
 
 
 def _gather(items: np.ndarray, start: np.ndarray, end: np.ndarray, users: np.ndarray, targets: np.ndarray,
-            max_len: int) -> SeqSamples:
-    """History items[max(start, end-max_len):end] per sample, left-aligned and shifted by +1."""
+            max_len: int, items_pad: Optional[np.ndarray] = None) -> SeqSamples:
+    """History items[max(start, end-max_len):end] per sample, left-aligned and shifted by +1.
+
+    ``items_pad`` = items + 1 followed by one 0 (the padding sentinel); indices past a history point at it, so one
+    gather fills both the items and the padding."""
+    if items_pad is None:
+        items_pad = np.concatenate([items + 1, [0]]).astype(np.int64)
+    sentinel = len(items_pad) - 1
+    idt = np.int32 if len(items_pad) < 2**31 else np.int64  # half the index bandwidth on ordinary sizes
     length = np.minimum(end - start, max_len).astype(np.int64)  # [n]
-    first = end - length  # [n]
-    j = np.arange(max_len)[None, :]  # [1, L]
+    first = (end - length).astype(idt)  # [n]
+    j = np.arange(max_len, dtype=idt)[None, :]  # [1, L]
     src = first[:, None] + j  # [n, L]
-    valid = j < length[:, None]  # [n, L]
-    seq = np.where(valid, items[np.clip(src, 0, len(items) - 1)] + 1, 0).astype(np.int64)  # [n, L]
+    src[j >= length[:, None].astype(idt)] = sentinel  # [n, L] padding positions -> the 0 sentinel
+    seq = items_pad[src]  # [n, L] int64
     return SeqSamples(users, seq, length, targets.astype(np.int64))
 
 
@@ -607,12 +757,13 @@ def split_leave_one_out(domain: Domain, max_len: int = 50) -> Split:
     u_rep = np.repeat(np.arange(len(users)), n_train)
     pos = np.arange(n_train.sum()) - np.repeat(np.cumsum(n_train) - n_train, n_train) + 1  # 1..last_train
     start = off[u_rep]
-    train = _gather(items, start, start + pos, users[u_rep], items[start + pos], max_len)
+    pad = np.concatenate([items + 1, [0]]).astype(np.int64)  # [N + 1] model ids, then the padding sentinel
+    train = _gather(items, start, start + pos, users[u_rep], items[start + pos], max_len, pad)
 
     eu = np.flatnonzero(evaluable)
     s, e = off[eu], off[eu + 1]
-    valid = _gather(items, s, e - 2, users[eu], items[e - 2], max_len)
-    test = _gather(items, s, e - 1, users[eu], items[e - 1], max_len)
+    valid = _gather(items, s, e - 2, users[eu], items[e - 2], max_len, pad)
+    test = _gather(items, s, e - 1, users[eu], items[e - 1], max_len, pad)
 
     mask = np.zeros(domain.n_items, dtype=bool)
     train_end = np.where(evaluable, off[1:] - 2, off[1:])  # exclusive end of each user's training part
