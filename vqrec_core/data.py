@@ -180,6 +180,19 @@ def _file_kind(path: Path) -> tuple[str, bool]:
     return (suffixes[-1] if suffixes else ""), gz
 
 
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+def _check_recbole_types(columns: Sequence[str], name: str, label: str, rep: ValidationReport) -> None:
+    """Warn about ``name:type`` headers whose type RecBole does not define (the column is still read as text)."""
+    bad = [c for c in columns if ":" in c and c.split(":", 1)[1].strip() not in RECBOLE_TYPES]
+    if bad:
+        rep.warnings.append(
+            f"The {label} '{name}' has column header(s) with an unknown RecBole type: {_examples(bad)} (RecBole "
+            f"types are {', '.join(RECBOLE_TYPES)}); the part after ':' was ignored and the column read as text."
+        )
+
+
 def _strip_recbole_types(columns: Sequence[str]) -> list[str]:
     """RecBole atomic headers look like ``item_id:token``; keep the name part."""
     return [c.split(":", 1)[0] if ":" in c else c for c in columns]
@@ -231,7 +244,13 @@ def read_table(path: str | os.PathLike, encoding: Optional[str] = None, label: s
     rep.info[f"{label}_encoding"] = enc
     decode_error = DataError(f"The {label} '{name}' cannot be decoded as {enc}. Choose another text encoding "
                              f"(e.g. latin-1).")
-    if codecs.lookup(enc).name.startswith("utf-16") or codecs.lookup(enc).name.startswith("utf-32"):
+    wide = codecs.lookup(enc).name.startswith(("utf-16", "utf-32"))
+    if not wide and b"\x00" in raw[:65536]:
+        raise DataError(
+            f"The {label} '{name}' looks like a binary file, not text (it contains NUL bytes). Upload a CSV, TSV, "
+            f"JSON Lines or Parquet file; if it is UTF-16 text without a byte-order mark, choose the encoding utf-16."
+        )
+    if wide:
         try:  # the C parser reads byte streams; re-encode wide encodings to UTF-8 once
             raw = raw.decode(enc).lstrip("\ufeff").encode("utf-8")
         except UnicodeDecodeError:
@@ -265,7 +284,10 @@ def read_table(path: str | os.PathLike, encoding: Optional[str] = None, label: s
             raise DataError(f"The {label} '{name}' has no columns. Upload a file with a header row.") from None
         except (pd.errors.ParserError, ValueError) as e:
             raise DataError(f"The {label} '{name}' is not a well-formed table ({str(e).strip()}).") from None
-        df.columns = _strip_recbole_types([str(c).strip() for c in df.columns])
+        cols = [str(c).strip() for c in df.columns]
+        if kind in (".item", ".inter") or any(c.split(":", 1)[-1] in RECBOLE_TYPES for c in cols if ":" in c):
+            _check_recbole_types(cols, name, label, rep)
+        df.columns = _strip_recbole_types(cols)
         del raw
     if len(df) == 0:
         raise DataError(f"The {label} '{name}' has a header but no data rows.")
@@ -347,13 +369,27 @@ def _scalar_to_str(v) -> str:
 _TRAILING_ZERO = re.compile(r"^-?\d+\.0+$")
 
 
-def _norm_ids(s: pd.Series) -> pd.Series:
+def _norm_ids(s: pd.Series, rep: Optional[ValidationReport] = None, name: str = "", col: str = "") -> pd.Series:
+    """Ids as stripped strings; ``'3.0'`` -> ``'3'`` (spreadsheet exports), reported as a warning when it happens."""
+    if s.dtype == object:
+        s = s.map(_scalar_to_str)  # mixed Python types (JSON ints, floats, strings) -> one string form each
     s = s.astype(str).str.strip()
     fix = s.str.contains(_TRAILING_ZERO.pattern, regex=True)  # no back-reference: stays vectorised
     if fix.any():
+        if rep is not None:
+            rep.warnings.append(
+                f"{int(fix.sum())} id(s) in column '{col}' of '{name}' are written as decimals "
+                f"({_examples(s[fix].unique(), 3)}); they were read as whole numbers so they match the other file."
+            )
         s = s.copy()
         s[fix] = s[fix].str.replace(r"\.0+$", "", regex=True)
     return s
+
+
+def _refuse_nested(df: pd.DataFrame, col: str, what: str, name: str) -> None:
+    if df[col].dtype == object and df[col].map(lambda v: isinstance(v, (list, dict, tuple, np.ndarray))).any():
+        raise DataError(f"The {what} column '{col}' in '{name}' holds nested values (lists or records); ids must be "
+                        f"plain values. Flatten the file or map another column.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -380,12 +416,16 @@ def _pick(columns: Sequence[str], wanted: Optional[str], candidates: Sequence[st
     return None
 
 
-def _text_of(df: pd.DataFrame, cols: Sequence[str], name: str) -> pd.Series:
+def _text_of(df: pd.DataFrame, cols: Sequence[str], name: str, rep: Optional[ValidationReport] = None) -> pd.Series:
     parts = []
     for c in cols:
         s = df[c]
-        if s.map(lambda v: isinstance(v, dict)).any():
-            raise DataError(f"The text column '{c}' in '{name}' holds nested records; choose a plain text column.")
+        if s.dtype == object and s.map(lambda v: isinstance(v, dict)).any():
+            raise DataError(f"The text column '{c}' in '{name}' holds nested records (key/value objects), not text; "
+                            f"choose a plain text column with --text-cols or flatten the file.")
+        if rep is not None and s.dtype == object and s.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+            rep.warnings.append(f"The text column '{c}' in '{name}' holds lists; their elements were joined with "
+                                f"spaces.")
         parts.append(s.map(lambda v: " ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray))
                            else ("" if v is None else str(v))))
     text = parts[0]
@@ -572,9 +612,9 @@ def _map_columns(items_raw, inter_raw, iname, lname, item_id_col, text_cols, use
     else:
         t = _pick([c for c in icols if c != id_c], None, TEXT_CANDIDATES, "text", iname, "--text-cols")
         tcols = [t]
-    if any(items_raw[id_c].map(lambda v: isinstance(v, (list, dict, tuple, np.ndarray))).head(1000)):
-        raise DataError(f"The item id column '{id_c}' in '{iname}' holds nested values; ids must be plain values.")
-    items = pd.DataFrame({"item_id": _norm_ids(items_raw[id_c]), "text": _text_of(items_raw, tcols, iname)})
+    _refuse_nested(items_raw, id_c, "item id", iname)
+    items = pd.DataFrame({"item_id": _norm_ids(items_raw[id_c], rep, iname, id_c),
+                          "text": _text_of(items_raw, tcols, iname, rep)})
 
     lcols = list(inter_raw.columns)
     u_c = _pick(lcols, user_col, USER_CANDIDATES, "user id", lname, "--user-col")
@@ -582,7 +622,10 @@ def _map_columns(items_raw, inter_raw, iname, lname, item_id_col, text_cols, use
                  "--inter-item-col")
     t_c = _pick([c for c in lcols if c not in (u_c, it_c)], time_col, TIME_CANDIDATES, "timestamp", lname,
                 "--time-col", required=False)
-    inter = pd.DataFrame({"user_id": _norm_ids(inter_raw[u_c]), "item_id": _norm_ids(inter_raw[it_c])})
+    for col, what in ((u_c, "user id"), (it_c, "item id")):
+        _refuse_nested(inter_raw, col, what, lname)
+    inter = pd.DataFrame({"user_id": _norm_ids(inter_raw[u_c], rep, lname, u_c),
+                          "item_id": _norm_ids(inter_raw[it_c], rep, lname, it_c)})
     if t_c is None:
         rep.warnings.append(
             f"'{lname}' has no timestamp column; the order of its rows is used as the order of each user's items."
