@@ -308,7 +308,7 @@ def concat_domains(splits: Sequence, catalogs: Sequence[np.ndarray]) -> tuple[tu
     seqs, lens, tgts, vseq, vlen, vtgt = [], [], [], [], [], []
     offset = 0
     max_len = max(s.max_len for s in splits)
-    for sp, cat in zip(splits, catalogs):
+    for sp, cat in zip(splits, catalogs, strict=True):
         if len(cat) != sp.n_items:
             raise ConfigError(f"A catalog has {len(cat)} rows but its domain has {sp.n_items} items.")
         for part, (S, Ln, T) in ((sp.train, (seqs, lens, tgts)), (sp.valid, (vseq, vlen, vtgt))):
@@ -380,7 +380,7 @@ class CodeAlignment(nn.Module):
         """Straight-through permutation: hard (Hungarian) in value, soft Sinkhorn in gradient. [D, M, M]"""
         soft = self.soft(noise=self.training)  # [D, M, M]
         hard = permutation_matrix(hungarian(soft), self.M)  # [D, M, M]
-        return hard + soft - soft.detach()
+        return hard + (soft - soft.detach())  # exactly `hard` in value
 
     def final_permutation(self) -> np.ndarray:
         """A true permutation per digit from the learned scores (no noise): int64 [D, M]."""
