@@ -96,8 +96,8 @@ with tab_add:
         if key not in st.session_state:
             try:
                 path = ws.save_upload(data, up.name, label)
-                df, _ = vdata.read_table(path, enc, label, display_name=sanitize_filename(up.name))
-                st.session_state[key] = (path, df)
+                df, rep = vdata.read_table(path, enc, label, display_name=sanitize_filename(up.name))
+                st.session_state[key] = (path, df, rep)
             except VQRecError as e:
                 st.session_state[key] = e
         val = st.session_state[key]
@@ -117,8 +117,8 @@ with tab_add:
         return 0
 
     if items_t is not None and inter_t is not None:
-        ipath, idf = items_t
-        lpath, ldf = inter_t
+        ipath, idf, irep = items_t
+        lpath, ldf, lrep = inter_t
         icols, lcols = list(map(str, idf.columns)), list(map(str, ldf.columns))
         st.markdown("**Map the columns**")
         m1, m2 = st.columns(2)
@@ -151,9 +151,15 @@ with tab_add:
                     errors=["Choose at least one text column for the catalog (e.g. the title)."]))
             else:
                 with st.spinner("Validating…"):
-                    dom, rep = vdata.check_domain(ipath, lpath, name=new_name or "new_domain",
-                                                  items_name=sanitize_filename(up_items.name),
-                                                  interactions_name=sanitize_filename(up_inter.name), **mapping)
+                    rep = vdata.ValidationReport()
+                    rep.extend(irep)
+                    rep.extend(lrep)
+                    dom, r = vdata.domain_from_frames(idf, ldf, sanitize_filename(up_items.name),
+                                                      sanitize_filename(up_inter.name), name=new_name or "new_domain",
+                                                      **{k: v for k, v in mapping.items() if k != "encoding"})
+                    rep.extend(r)
+                    if dom is not None:
+                        dom.report = rep
                 st.session_state["checked"] = (check_key, dom, rep)
         checked = st.session_state.get("checked")
         if checked is not None and checked[0] == check_key:

@@ -507,3 +507,54 @@ def run_checkpoints(ws: Workspace, run_id: str) -> dict[str, Path]:
     return {p.name: p for p in sorted(ck.iterdir())
             if (p / "model.safetensors").exists() and (p / "config.json").exists() and not p.name.endswith("_source")}
 
+
+
+# ==================================================================================================== inspection
+
+
+def inspect_lists(models: dict, history: np.ndarray, emb: np.ndarray, titles, target: Optional[int] = None,
+                  K: int = 10) -> dict[str, pd.DataFrame]:
+    """Every model's top-K after one history (0-based item indices, oldest first), side by side.
+
+    Returns: history (position, item, title), lists (long: model, rank, item, title, score, text_cos to the last
+    history item, is_target), wide (rank x model), and -- when both vqrec_pretrained and vqrec_adapted are given --
+    entered / left (what adaptation moved into and out of VQ-Rec's top-K).
+    """
+    from . import bias
+    from .evaluate import topk
+
+    hist = np.asarray(history, dtype=np.int64)
+    if hist.size == 0:
+        raise DataError("The sequence is empty; choose at least one item.")
+    if not models:
+        raise ConfigError("Choose at least one model.")
+    titles = np.asarray(titles, dtype=object)
+    if hist.min() < 0 or hist.max() >= len(titles):
+        raise DataError("The sequence names items outside the catalog.")
+    lists = {}
+    for name, model in models.items():
+        if int(model.n_items) != len(titles):
+            raise DataError(f"The model '{name}' ranks {int(model.n_items)} items but the domain now has "
+                            f"{len(titles)}; the domain changed after training. Train again on it.")
+        max_len = int(getattr(getattr(model, "cfg", None), "max_len", 50))
+        h = hist[-max_len:]
+        items, scores = topk(model, (h + 1)[None, :], np.array([len(h)]), k=K)  # [1, K]
+        lists[name] = (items[0], scores[0])
+    last = int(hist[-1])
+    long = bias.side_by_side(lists, last, emb, titles, target)
+    out = {"history": bias.history_table(hist, titles), "lists": long,
+           "wide": bias.side_by_side_wide(long).reset_index()}
+    if "vqrec_pretrained" in lists and "vqrec_adapted" in lists:
+        out["entered"], out["left"] = bias.adaptation_diff(lists["vqrec_pretrained"][0], lists["vqrec_adapted"][0],
+                                                           last, emb, titles, target)
+    return out
+
+
+def user_case(split, user: str) -> tuple[np.ndarray, int]:
+    """(history as 0-based items, true next item) of an evaluated user's test case."""
+    users = np.asarray(split.test.user).astype(str)
+    hit = np.flatnonzero(users == str(user))
+    if not len(hit):
+        raise DataError(f"User '{user}' is not an evaluated user of this domain (users need 3+ interactions).")
+    i = int(hit[0])
+    return split.test.seq[i, :split.test.length[i]] - 1, int(split.test.target[i])

@@ -40,7 +40,8 @@ from .errors import ConfigError, DataError
 from .fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 # ---------------------------------------------------------------------------------------------------- limits
-MAX_UPLOAD_MB = 100  # per uploaded file; the same number is server.maxUploadSize in .streamlit/config.toml
+# per uploaded file; data.py owns the limit (MAX_FILE_BYTES), .streamlit/config.toml server.maxUploadSize repeats it
+MAX_UPLOAD_MB = int(getattr(_data, "MAX_FILE_BYTES", 100 * 2**20)) // 2**20
 MAX_ITEMS = int(getattr(_data, "MAX_ITEMS", 200_000))  # catalog rows accepted (data.py owns the check)
 MAX_INTERACTIONS = int(getattr(_data, "MAX_INTERACTIONS", 2_000_000))  # log rows accepted
 HEARTBEAT_STALE_S = 90.0  # a "running" run without a heartbeat for this long is interrupted
@@ -407,6 +408,7 @@ def open_workspace(root: Optional[str | os.PathLike] = None, samples: bool = Tru
     from .cliargs import default_workspace
 
     ws = Workspace(root or default_workspace())
+    ws.clear_uploads()
     if samples:
         ws.ensure_samples()
     return ws
