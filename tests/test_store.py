@@ -195,7 +195,8 @@ def test_code_analysis_is_saved_and_reloaded(sample_ws):
     seen = []
     tables, meta = pipeline.run_code_analysis(sample_ws, spec, progress=lambda f, m: seen.append(f))
     assert seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
-    assert {"codes", "code_digits", "uniformity", "ablations", "domain_gap", "items_beauty", "items_toys"} <= set(tables)
+    want = {"codes", "code_digits", "uniformity", "ablations", "domain_gap", "items_beauty", "items_toys"}
+    assert want <= set(tables)
     assert sorted(tables["ablations"]["method"].unique()) == ["opq", "pq", "random"]
     codes = tables["items_beauty"][[f"c{k}" for k in range(4)]].to_numpy()
     assert codes.shape == (1988, 4) and codes.min() >= 0 and codes.max() < 16
