@@ -8,9 +8,10 @@ the same target split (leave-one-out, full ranking, history not masked, test num
   vqrec_pretrained (no adaptation), vqrec_adapted_noalign, vqrec_adapted, vqrec_random_codes, vqrec_pq_no_rotation.
 
 Deliberate deviations: CPU-sized presets (see ``PRESETS``); the two code ablations (random codes, PQ without rotation)
-replace the *target* codes only and reuse the OPQ-pre-trained encoder, then follow the vqrec_adapted recipe
-(alignment + table fine-tuning): they test what the target-side text->code mapping contributes, not a pre-training
-with other codes (that would double the pre-training cost).
+replace the *target* codes only and reuse the OPQ-pre-trained encoder, then follow the vqrec_adapted_noalign recipe
+(table + LayerNorm fine-tuning, no alignment): they test what the target-side text->code mapping contributes, not a
+pre-training with other codes (that would double the pre-training cost). In the standard preset an "epoch" is a
+capped number of steps (``max_steps_per_epoch``), so every target model gets the same small training budget.
 """
 
 from __future__ import annotations
@@ -83,11 +84,12 @@ def preset(name: str, threads: int | None = None) -> ExperimentConfig:
     'quick': a minutes-long smoke run for sample data and tests."""
     if name == "standard":
         return ExperimentConfig(
+            ffn=128,
             pretrain=TrainConfig(epochs=2, batch_size=512, lr=1e-3, patience=1, rho=0.75, valid_max_users=2000,
-                                 num_threads=threads),
-            target=TrainConfig(epochs=3, batch_size=1024, lr=2e-3, patience=1, valid_max_users=2000,
-                               max_steps_per_epoch=80, num_threads=threads),
-            align=AlignConfig(steps=30, batch_size=512),
+                                 max_steps_per_epoch=100, num_threads=threads),
+            target=TrainConfig(epochs=3, batch_size=1024, lr=3e-3, patience=1, valid_max_users=2000,
+                               max_steps_per_epoch=40, num_threads=threads),
+            align=AlignConfig(steps=20, batch_size=512),
         )
     if name == "quick":
         return ExperimentConfig(
@@ -208,12 +210,36 @@ def run_experiment(sources: Sequence[Domain], target: Domain, cfg: ExperimentCon
     if "text_knn" in rows:
         record("text_knn", TextKNN(tgt.emb), 0.0)
 
-    # ---- SASRec with IDs, target only
-    if "sasrec_id" in rows:
+    # Execution order: the method's own rows first (so a slow machine still yields them), baselines and ablations
+    # after; the tables are always written in ROWS order.
+    # ---- VQ-Rec: pre-train once, then zero-shot / adapted variants
+    vq_rows = ("vqrec_pretrained", "vqrec_adapted_noalign", "vqrec_adapted", "vqrec_random_codes",
+               "vqrec_pq_no_rotation")
+    vq = None
+    if any(r in rows for r in vq_rows):
         torch.manual_seed(cfg.seed)
-        m = SASRecID(SASRecIDConfig(**_seq_cfg(cfg)), sp.n_items)
-        res = train_target(m, sp, cfg.target, callbacks=tlog("sasrec_id"))
-        record("sasrec_id", m, res.seconds, res.best_valid, hist(res))
+        vq = VQRec(vq_cfg, src_fc[0])
+        res_pt = pretrain(vq, [s.split for s in srcs], src_fc, cfg.pretrain, callbacks=tlog("vqrec pre-train"))
+        vq_pt_seconds = res_pt.seconds
+        details["vqrec_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
+        log(f"vqrec pre-trained on {src_name} in {res_pt.seconds:.0f}s")
+        if ckpt is not None:
+            save_checkpoint(vq, ckpt / "vqrec_source", meta={"source": src_name, "row": "vqrec_source"})
+        if "vqrec_pretrained" in rows:
+            m = clone_model(vq)
+            m.set_catalog(tgt_fc[cfg.code_method])
+            record("vqrec_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
+
+    def vq_adapt(name: str, method: str, align) -> None:
+        m = clone_model(vq)
+        res = adapt(m, sp, tgt_fc[method], cfg.target, align=align, callbacks=tlog(name))
+        record(name, m, res.seconds, res.best_valid, hist(res) | {"pretrain_seconds": vq_pt_seconds,
+                                                                   "code_method": method})
+
+    if "vqrec_adapted" in rows:
+        vq_adapt("vqrec_adapted", cfg.code_method, cfg.align)
+    if "vqrec_adapted_noalign" in rows:
+        vq_adapt("vqrec_adapted_noalign", cfg.code_method, None)
 
     # ---- text -> representation
     if "text_seq_pretrained" in rows or "text_seq_adapted" in rows:
@@ -234,44 +260,36 @@ def run_experiment(sources: Sequence[Domain], target: Domain, cfg: ExperimentCon
             res = adapt(m, sp, tgt.emb, cfg.target, callbacks=tlog("text_seq adapt"))
             record("text_seq_adapted", m, res.seconds, res.best_valid, hist(res) | {"pretrain_seconds": res_pt.seconds})
 
-    # ---- VQ-Rec
+    # ---- target-only models
     if "vqrec_scratch" in rows:
         torch.manual_seed(cfg.seed)
         m = VQRec(vq_cfg, tgt_fc[cfg.code_method])
         res = train_target(m, sp, cfg.target, callbacks=tlog("vqrec_scratch"))
         record("vqrec_scratch", m, res.seconds, res.best_valid, hist(res))
-
-    vq_rows = ("vqrec_pretrained", "vqrec_adapted_noalign", "vqrec_adapted", "vqrec_random_codes",
-               "vqrec_pq_no_rotation")
-    if any(r in rows for r in vq_rows):
+    if "sasrec_id" in rows:
         torch.manual_seed(cfg.seed)
-        vq = VQRec(vq_cfg, src_fc[0])
-        res_pt = pretrain(vq, [s.split for s in srcs], src_fc, cfg.pretrain, callbacks=tlog("vqrec pre-train"))
-        details["vqrec_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
-        log(f"vqrec pre-trained on {src_name} in {res_pt.seconds:.0f}s")
-        if ckpt is not None:
-            save_checkpoint(vq, ckpt / "vqrec_source", meta={"source": src_name, "row": "vqrec_source"})
-        if "vqrec_pretrained" in rows:
-            m = clone_model(vq)
-            m.set_catalog(tgt_fc[cfg.code_method])
-            record("vqrec_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
-        for name, method, align in (("vqrec_adapted_noalign", cfg.code_method, None),
-                                    ("vqrec_adapted", cfg.code_method, cfg.align),
-                                    ("vqrec_random_codes", "random", cfg.align),
-                                    ("vqrec_pq_no_rotation", "pq", cfg.align)):
-            if name not in rows:
-                continue
-            m = clone_model(vq)
-            res = adapt(m, sp, tgt_fc[method], cfg.target, align=align, callbacks=tlog(name))
-            record(name, m, res.seconds, res.best_valid, hist(res) | {"pretrain_seconds": res_pt.seconds,
-                                                                       "code_method": method})
+        m = SASRecID(SASRecIDConfig(**_seq_cfg(cfg)), sp.n_items)
+        res = train_target(m, sp, cfg.target, callbacks=tlog("sasrec_id"))
+        record("sasrec_id", m, res.seconds, res.best_valid, hist(res))
+
+    # ---- code ablations: other target codes, same pre-trained encoder, the vqrec_adapted_noalign recipe
+    if "vqrec_random_codes" in rows:
+        vq_adapt("vqrec_random_codes", "random", None)
+    if "vqrec_pq_no_rotation" in rows:
+        vq_adapt("vqrec_pq_no_rotation", "pq", None)
     log(f"{tag}: done in {time.perf_counter() - t_start:.0f}s")
-    return pd.DataFrame(results, columns=list(COLUMNS))
+    return _ordered(results)
+
+
+def _ordered(results: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(results, columns=list(COLUMNS))
+    return df.sort_values("model", key=lambda c: c.map(ROWS.index), kind="stable").reset_index(drop=True)
 
 
 def _write_tables(out_dir: Path, tag: str, results: list[dict], details: dict, cfg: ExperimentConfig,
                   seconds: float) -> None:
-    df = pd.DataFrame(results, columns=list(COLUMNS))
+    df = _ordered(results)
+    results = df.to_dict("records")
     atomic_write_text(out_dir / f"{tag}.csv", df.to_csv(index=False, float_format="%.4f"))
     lines = [f"# {details['source']} -> {details['target']}", "",
              "Test metrics of the best-validation epoch; full ranking over the whole target catalog; history not "
