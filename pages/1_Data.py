@@ -130,8 +130,11 @@ with tab_add:
                                    key="map_text")
         user_col = m2.selectbox("Log: user column", lcols, index=_default(lcols, vdata.USER_CANDIDATES),
                                 key="map_user")
-        item_col = m2.selectbox("Log: item column", lcols, index=_default(lcols, vdata.ITEM_ID_CANDIDATES),
-                                key="map_inter_item")
+        item_default = (lcols.index(id_col) if id_col in lcols
+                        else _default(lcols, vdata.ITEM_ID_CANDIDATES) if any(
+                            c.lower() in vdata.ITEM_ID_CANDIDATES for c in lcols)
+                        else next((i for i, c in enumerate(lcols) if c != user_col), 0))
+        item_col = m2.selectbox("Log: item column", lcols, index=item_default, key="map_inter_item")
         time_opts = [NONE_TIME] + lcols
         low = [c.lower() for c in lcols]
         t_idx = next((low.index(c) + 1 for c in vdata.TIME_CANDIDATES if c in low), 0)
@@ -146,9 +149,15 @@ with tab_add:
                        time_col=None if time_col == NONE_TIME else time_col, encoding=enc)
         check_key = (str(ipath), str(lpath), repr(sorted(mapping.items())))
         if st.button("Check the files", key="check_domain", type="primary"):
-            if not text_cols:
-                st.session_state["checked"] = (check_key, None, vdata.ValidationReport(
-                    errors=["Choose at least one text column for the catalog (e.g. the title)."]))
+            problems = (["Choose at least one text column for the catalog (e.g. the title)."] if not text_cols
+                        else [])
+            if user_col == item_col:
+                problems.append(f"The log's user column and item column are both '{user_col}'; choose two "
+                                "different columns.")
+            if time_col in (user_col, item_col):
+                problems.append(f"The timestamp column '{time_col}' is also the user or item column.")
+            if problems:
+                st.session_state["checked"] = (check_key, None, vdata.ValidationReport(errors=problems))
             else:
                 with st.spinner("Validating…"):
                     rep = vdata.ValidationReport()
