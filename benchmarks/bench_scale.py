@@ -96,7 +96,8 @@ def _baseline_split(inter: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(n_items: int = 100_000, n_inter: int = 1_000_000, folder: str | Path | None = None) -> list[dict]:
-    """Rows {stage, size, ours_s, baseline_s, speedup, peak_rss_mb, baseline_peak_rss_mb}."""
+    """Rows {stage (data_read | data_validate | data_split), size (= interactions), ours_s, baseline_s, speedup,
+    peak_rss_mb, baseline_peak_rss_mb, config, unit, ours_rate, baseline_rate, repeats, note}."""
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(folder) if folder else Path(tmp)
         ip, lp = make_data(d, n_items, n_inter)
@@ -119,10 +120,12 @@ def run(n_items: int = 100_000, n_inter: int = 1_000_000, folder: str | Path | N
         rows.append(("split", t_split, b_split, m_split, bm_split))
         del sp
 
-    return [{"stage": s, "size": size, "ours_s": round(o, 2), "baseline_s": round(b, 2),
-             "speedup": round(b / o, 2) if o > 0 else float("nan"), "peak_rss_mb": round(m),
-             "baseline_peak_rss_mb": round(bm)} for s, o, b, m, bm in rows]
-
+    return [{"stage": f"data_{s}", "size": n_inter, "ours_s": round(o, 3), "baseline_s": round(b, 3),
+             "speedup": round(b / o, 3) if o > 0 else float("nan"), "peak_rss_mb": round(m),
+             "baseline_peak_rss_mb": round(bm), "config": f"{n_items} items", "unit": "interactions",
+             "ours_rate": round(n_inter / o) if o > 0 else None, "baseline_rate": round(n_inter / b) if b > 0 else None,
+             "repeats": 1, "note": "peak_rss_mb = extra RSS over the stage's start; " + size}
+            for s, o, b, m, bm in rows]
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:3]]

@@ -353,3 +353,27 @@ def test_product_code_never_unpickles():
             if "torch.load(" in code and "weights_only=True" not in code:
                 offenders.append(f"{path.relative_to(PROJECT)}:{lineno}: torch.load without weights_only=True")
     assert offenders == []
+
+
+# ------------------------------------------------------------------------------------------------ parser paths
+
+
+@pytest.mark.parametrize("raw", [
+    b'item_id,title\r\n1,"Red, big\nlipstick"\r\n2,NA\r\n3,\r\n007,"say ""hi"""\r\n',
+    b"\xef\xbb\xbfitem_id,title\n1,Caf\xc3\xa9\n2,null\n",
+    b"item_id\ttitle\n1\tA\n\n2\tB\n",
+])
+def test_fast_and_fallback_csv_parsers_agree(tmp_path, monkeypatch, raw):
+    """UTF-8 tables go through pyarrow's reader, everything else through pandas' C parser: same strings out."""
+    kind = ".tsv" if b"\t" in raw else ".csv"
+    p = tmp_path / f"t{kind}"
+    p.write_bytes(raw)
+    fast = data_mod._read_csv_arrow(raw, "\t" if kind == ".tsv" else ",")
+    assert fast is not None
+    df, _ = read_table(p)
+    monkeypatch.setattr(data_mod, "_read_csv_arrow", lambda raw, sep: None)  # force pandas' C parser
+    slow, _ = read_table(p)
+    assert df.astype(object).equals(fast.astype(object))
+    assert list(df.columns) == list(slow.columns) and df.astype(object).values.tolist() == slow.astype(
+        object).values.tolist()
+    assert all(isinstance(v, str) for v in df.to_numpy().ravel())  # never NaN: 'NA', 'null', '' stay text

@@ -274,10 +274,13 @@ def read_table(path: str | os.PathLike, encoding: Optional[str] = None, label: s
                 f"The {label} '{name}' does not use the expected delimiter {default!r}; it was read with {sep!r}."
             )
         quoting = csv.QUOTE_NONE if kind in (".item", ".inter") and sep != "," else csv.QUOTE_MINIMAL
+        df = _read_csv_arrow(raw, sep) if enc == "utf-8-sig" and quoting == csv.QUOTE_MINIMAL else None
         try:
-            df = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False, na_values=[],
-                             encoding=enc, quoting=quoting, on_bad_lines="error",
-                             engine="python" if sep == "|" else "c")
+            if df is None:  # the C parser: other encodings, RecBole files, and any file Arrow refused (its message
+                #             names the bad line)
+                df = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False, na_values=[],
+                                 encoding=enc, quoting=quoting, on_bad_lines="error",
+                                 engine="python" if sep == "|" else "c")
         except UnicodeDecodeError:
             raise decode_error from None
         except pd.errors.EmptyDataError:
@@ -292,6 +295,37 @@ def read_table(path: str | os.PathLike, encoding: Optional[str] = None, label: s
     if len(df) == 0:
         raise DataError(f"The {label} '{name}' has a header but no data rows.")
     return df, rep
+
+
+def _read_csv_arrow(raw: bytes, sep: str) -> Optional[pd.DataFrame]:
+    """Every column as text with pyarrow's CSV reader (one thread, ~5x faster than pandas' C parser with
+    ``dtype=str``); None when the file is not a clean UTF-8 table (the caller falls back and reports the problem)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    buf = pa.py_buffer(raw)
+    if raw.startswith(codecs.BOM_UTF8):
+        buf = buf.slice(3)
+    try:
+        first = raw[3 if raw.startswith(codecs.BOM_UTF8) else 0:65536].decode("utf-8", "ignore")
+        header = next(csv.reader(io.StringIO(first), delimiter=sep))
+    except (StopIteration, csv.Error):
+        return None
+    if not header or len(set(header)) != len(header) or any(h == "" for h in header):
+        return None
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(buf),
+            read_options=pacsv.ReadOptions(use_threads=False, encoding="utf8"),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header}, null_values=[],
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError, ValueError):
+        return None
+    if table.column_names != header:
+        return None
+    return table.to_pandas()
 
 
 def _read_parquet(raw: bytes, name: str, label: str, rep: ValidationReport) -> pd.DataFrame:
