@@ -185,6 +185,22 @@ def test_100mb_class_file_is_refused_before_reading(tmp_path):
     assert "Traceback" not in r.stderr + r.stdout
 
 
+def test_devices_and_folders_are_refused(tmp_path):
+    with pytest.raises(DataError, match="is not a regular file"):
+        read_table(_fifo(tmp_path))  # reading a FIFO would block forever
+    (tmp_path / "d.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        read_table(tmp_path / "d.csv")
+
+
+def _fifo(tmp_path: Path) -> Path:
+    import os
+
+    p = tmp_path / "pipe.csv"
+    os.mkfifo(p)
+    return p
+
+
 def test_gzip_bomb_stops_at_the_limit(tmp_path):
     bomb = tmp_path / "bomb.csv.gz"
     chunk = b"1,a\n" * 2**18  # 1 MiB

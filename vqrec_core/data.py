@@ -227,6 +227,8 @@ def read_table(path: str | os.PathLike, encoding: Optional[str] = None, label: s
         )
     if path.is_dir():
         raise DataError(f"The {label} '{name}' is a folder, not a file.")
+    if not path.is_file():  # a FIFO or device (e.g. /dev/zero) has no size to check and may never end
+        raise DataError(f"The {label} '{name}' is not a regular file.")
     raw = _read_bytes_capped(path, gz, label, name)
     if not raw.strip():
         raise DataError(f"The {label} '{name}' is empty. Upload a file with a header row and data rows.")
