@@ -9,7 +9,7 @@ import streamlit as st
 from app_support import fmt_seconds, setup_page
 from vqrec_core.store import MAX_UPLOAD_MB
 
-ws = setup_page("Home", "🏠")
+ws = setup_page("Home", ":material/home:")
 
 st.title("VQ-Rec Studio")
 st.markdown(
@@ -50,6 +50,7 @@ else:
                      "source": "sample" if m.get("sources", {}).get("sample") else "uploaded",
                      "warnings": len(m.get("report", {}).get("warnings", []))})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(f"{len(domains)} domain(s): {', '.join(domains)}")
 
 st.subheader("Computed so far")
 c1, c2 = st.columns(2)
@@ -74,11 +75,13 @@ with c2:
                      hide_index=True, width="stretch")
 
 st.subheader("Where to go next")
-steps = [("pages/1_Data.py", "Data", "📂", "upload a catalog + log per domain, map columns, read the report"),
-         ("pages/2_Codes.py", "Codes", "🔢", "build OPQ codes; compare code space with text space (uniformity, maps)"),
-         ("pages/3_Train.py", "Train", "🏋️", "pre-train on one domain, adapt to another, with every baseline"),
-         ("pages/4_Results.py", "Results", "📊", "metrics, transfer gain, domain gap, text-similarity bias"),
-         ("pages/5_Inspect.py", "Inspect", "🔍", "one user's history and every model's top-K side by side")]
+steps = [
+    ("pages/1_Data.py", "Data", ":material/folder_open:", "upload a catalog + log per domain, map the columns"),
+    ("pages/2_Codes.py", "Codes", ":material/pin:", "build OPQ codes; compare code space with text space"),
+    ("pages/3_Train.py", "Train", ":material/model_training:", "pre-train on one domain, adapt to another, baselines"),
+    ("pages/4_Results.py", "Results", ":material/bar_chart:", "metrics, transfer gain, domain gap, text bias"),
+    ("pages/5_Inspect.py", "Inspect", ":material/search:", "one user's history and every model's top-K side by side"),
+]
 for path, label, icon, what in steps:
     st.page_link(path, label=f"**{label}** — {what}", icon=icon)
 st.caption(f"Uploads are limited to {MAX_UPLOAD_MB} MB per file. Everything is saved in the workspace folder shown "

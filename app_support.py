@@ -119,7 +119,7 @@ def sidebar(ws: Workspace) -> None:
         st.caption(f"Text encoder: `{encoder(ws)}` · {len(ws.list_domains())} domain(s)")
 
 
-def setup_page(title: str, icon: str = "🧭") -> Workspace:
+def setup_page(title: str, icon: str = ":material/explore:") -> Workspace:
     st.set_page_config(page_title=f"{title} · VQ-Rec Studio", page_icon=icon, layout="wide")
     ws = workspace()
     sidebar(ws)

@@ -10,7 +10,7 @@ from vqrec_core import data as vdata
 from vqrec_core.errors import VQRecError
 from vqrec_core.store import MAX_INTERACTIONS, MAX_ITEMS, MAX_UPLOAD_MB, sanitize_filename, validate_domain_name
 
-ws = setup_page("Data", "📂")
+ws = setup_page("Data", ":material/folder_open:")
 st.title("Data")
 st.caption("Each domain is one item catalog + one interaction log. Item ids are local to their domain.")
 

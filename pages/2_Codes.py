@@ -6,7 +6,7 @@ from app_support import run_with_progress, setup_page
 from vqrec_core import figures, projection
 from vqrec_core.pipeline import CodeSpec, load_code_analysis, run_code_analysis
 
-ws = setup_page("Codes", "🔢")
+ws = setup_page("Codes", ":material/pin:")
 st.title("Codes: text → code")
 st.caption("Each item's text vector is split into D sub-vectors; each is replaced by the index of its nearest of "
            "M = 2^b codewords (OPQ first rotates the space so the split loses little). The D indices are the "
@@ -95,7 +95,7 @@ if "umap" in tables:
         part = um[um["space"] == space]
         if len(part):
             col.plotly_chart(projection.scatter_figure(part, f"UMAP of {label} ({len(part)} items)"),
-                             key=f"fig_umap_{space}")
+                             key=f"fig_umap_{space}", theme=None)  # plotly's palette: distinct domain colours
 elif len(spec.domains) >= 2 and spec.umap:
     st.caption("No UMAP maps in this result.")
 

@@ -8,7 +8,7 @@ from app_support import fmt_seconds, setup_page, show_error
 from vqrec_core import pipeline
 from vqrec_core.errors import VQRecError
 
-ws = setup_page("Train", "🏋️")
+ws = setup_page("Train", ":material/model_training:")
 st.title("Train")
 st.caption("Pre-train VQ-Rec and the text-adaptor model on the source domain(s), adapt both to the target, and train "
            "the baselines on the same target split. Runs continue in the background: you can leave this page, and "

@@ -6,7 +6,7 @@ import streamlit as st
 from app_support import run_with_progress, setup_page
 from vqrec_core import figures, pipeline
 
-ws = setup_page("Results", "📊")
+ws = setup_page("Results", ":material/bar_chart:")
 st.title("Results")
 st.caption("Test metrics of the best-validation epoch, full ranking over the whole target catalog (history items "
            "not masked). Recall@K = share of users whose true next item is in the top K.")

@@ -7,7 +7,7 @@ from app_support import domain_data, setup_page, show_error
 from vqrec_core import pipeline
 from vqrec_core.errors import VQRecError
 
-ws = setup_page("Inspect", "🔍")
+ws = setup_page("Inspect", ":material/search:")
 st.title("Inspect")
 st.caption("Every model's top-K after the same history, with each item's text cosine to the last history item "
            "(high = a title look-alike). ✔ marks the true next item.")
