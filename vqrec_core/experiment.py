@@ -83,12 +83,14 @@ def preset(name: str, threads: int | None = None) -> ExperimentConfig:
     """'standard': the CPU-sized run behind results/ (~20-30 min per direction on 1 shared core);
     'quick': a minutes-long smoke run for sample data and tests."""
     if name == "standard":
+        # lr 5e-3 in pre-training: at 1e-3 VQ-Rec stays on the chance-level plateau (loss ~ ln B) for the few
+        # hundred steps a CPU budget allows; at 1e-2 it never leaves it (docs/experiment.md).
         return ExperimentConfig(
             ffn=128,
-            pretrain=TrainConfig(epochs=2, batch_size=512, lr=1e-3, patience=1, rho=0.75, valid_max_users=2000,
-                                 max_steps_per_epoch=100, num_threads=threads),
-            target=TrainConfig(epochs=3, batch_size=1024, lr=3e-3, patience=1, valid_max_users=2000,
-                               max_steps_per_epoch=40, num_threads=threads),
+            pretrain=TrainConfig(epochs=3, batch_size=512, lr=5e-3, patience=1, rho=0.75, valid_max_users=2000,
+                                 max_steps_per_epoch=200, num_threads=threads),
+            target=TrainConfig(epochs=4, batch_size=512, lr=3e-3, patience=2, valid_max_users=2000,
+                               max_steps_per_epoch=60, num_threads=threads),
             align=AlignConfig(steps=20, batch_size=512),
         )
     if name == "quick":
