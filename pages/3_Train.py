@@ -45,11 +45,9 @@ if not runs:
     st.stop()
 
 ids = [r["run_id"] for r in runs]
-status = {r["run_id"]: r.get("status") for r in runs}
 default = st.session_state.get("train_run")
 idx = ids.index(default) if default in ids else 0
-run_id = st.selectbox("Run", ids, index=idx, key="train_run_select",
-                      format_func=lambda r: f"{r} ({status[r]})")
+run_id = st.selectbox("Run (newest first)", ids, index=idx, key="train_run_select")
 
 
 def curves(state: dict) -> None:
@@ -66,7 +64,8 @@ def curves(state: dict) -> None:
         fig = go.Figure()
         for phase, part in epochs.groupby("phase", sort=False):
             fig.add_trace(go.Scatter(x=part["epoch"], y=part["loss"], mode="lines+markers", name=str(phase)))
-        fig.update_layout(title="Training loss per epoch", xaxis_title="epoch", yaxis_title="loss", height=340)
+        fig.update_layout(title="Training loss per epoch", xaxis_title="epoch", yaxis_title="loss", height=340,
+                          xaxis_dtick=1)
         c1.plotly_chart(fig, key=f"eloss_{len(epochs)}")
     else:
         c1.caption("The loss curve appears after the first training step.")
@@ -76,7 +75,7 @@ def curves(state: dict) -> None:
             fig.add_trace(go.Scatter(x=part["epoch"], y=part["valid_ndcg@10"], mode="lines+markers",
                                      name=str(phase)))
         fig.update_layout(title="Validation NDCG@10 per epoch", xaxis_title="epoch", yaxis_title="NDCG@10",
-                          height=340)
+                          height=340, xaxis_dtick=1)
         c2.plotly_chart(fig, key=f"valid_{len(epochs)}")
     else:
         c2.caption("Validation NDCG@10 appears after the first epoch.")
