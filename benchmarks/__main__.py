@@ -17,7 +17,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .common import ROOT, add_exponents, data_source, loglog_slope, run_child, to_csv, to_markdown
+from .common import (
+    ROOT,
+    add_exponents,
+    data_source,
+    growth_groups,
+    growth_key,
+    loglog_slope,
+    run_child,
+    to_csv,
+    to_markdown,
+)
 
 ALL_STAGES = ("encode", "codes", "train", "eval", "umap", "scale")
 
@@ -105,18 +115,17 @@ def normalise(module: str, rows: list[dict]) -> list[dict]:
 
 
 def growth_table(rows: list[dict]) -> str:
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        if isinstance(r.get("size"), int):
-            groups.setdefault((r["stage"], r.get("config") or ""), []).append(r)
-    lines = ["| stage | config | sizes | exponent ours | exponent baseline |", "|---|---|---|---:|---:|"]
-    for (stage, conf), g in groups.items():
+    lines = ["| stage | config | sizes | time fitted | exponent ours | exponent baseline |",
+             "|---|---|---|---|---:|---:|"]
+    for (stage, conf), g in growth_groups(rows).items():
         if len({r["size"] for r in g}) < 2:
             continue
-        eo = loglog_slope([r["size"] for r in g], [r.get("ours_s") for r in g])
-        eb = loglog_slope([r["size"] for r in g], [r.get("baseline_s") for r in g])
+        eo = loglog_slope([r["size"] for r in g], [growth_key(r) for r in g])
+        eb = loglog_slope([r["size"] for r in g], [growth_key(r, "baseline") for r in g])
         sizes = ", ".join(str(r["size"]) for r in g)
-        lines.append(f"| {stage} | {conf} | {sizes} | {'' if eo is None else eo} | {'' if eb is None else eb} |")
+        what = "per epoch" if "epoch_s" in g[0] else "per call"
+        lines.append(f"| {stage} | {conf} | {sizes} | {what} | {'' if eo is None else eo} | "
+                     f"{'' if eb is None else eb} |")
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +151,10 @@ def report_md(rows: list[dict], cmd: str, started: float, load0: tuple, failures
         f"absolute times, are the result)",
         f"- threads: {threads} for ours and the baseline unless the config says otherwise; data: {data_source()}",
         "- `speedup` = baseline_s / ours_s (medians, measured alternately in the same process); `peak_rss_mb` = "
-        "peak resident memory of the stage's own fresh process; `exponent` = log-log slope of ours_s vs size",
+        "peak resident memory of the stage's own fresh process; `exponent` = log-log slope of time vs size (per "
+        "epoch for training rows)",
+        "- size = texts (encode), items (codes, umap, eval catalog), users sampled from Beauty (train_*, adapt_*: "
+        "catalog and training sequences grow with them, see the note), interactions (data_*)",
         "",
         to_markdown(rows),
         "## Growth (time ~ size^exponent)",

@@ -117,15 +117,15 @@ def _one(cfg, split, n: int, n_users: int, repeats: int, preset_name: str, chunk
     t_e2e, t_enc, t_score, t_prop, t_mm = interleaved([e2e, encode_only, scoring, proposed, matmul], repeats)
     e, enc, sc, pr, mm = (median(x) for x in (t_e2e, t_enc, t_score, t_prop, t_mm))
     gflop = 2.0 * U * n * h / 1e9
-    conf = f"{preset_name} (h={h}, D={D}, M={2**b}), U={U}, B={B}"
+    conf = f"{preset_name} (h={h}, D={D}, M={2**b}), U={U}"
     rows = []
     rows.append(row("eval", n, e, enc + mm, config=conf, ours_rate=round(U / e, 1),
                     baseline_rate=round(U / (enc + mm), 1), unit="users/s", peak_rss_mb=rss, repeats=repeats,
-                    note="baseline = encode + bare matmul (the floor)"))
+                    note=f"baseline = encode + bare matmul (the floor); {B} users per chunk"))
     rows.append(row("eval_scoring", n, sc, mm, config=conf, ours_rate=round(gflop / sc, 2),
                     baseline_rate=round(gflop / mm, 2), unit="GFLOP/s", peak_rss_mb=rss, repeats=repeats,
-                    note=f"speedup = share of torch.matmul GFLOP/s; encode alone {enc:.3g} s"))
+                    note=f"speedup = share of torch.matmul GFLOP/s; {B} users per chunk; encode alone {enc:.3g} s"))
     rows.append(row("eval_scoring_proposed", n, pr, mm, config=conf, ours_rate=round(gflop / pr, 2),
                     baseline_rate=round(gflop / mm, 2), unit="GFLOP/s", peak_rss_mb=rss, repeats=repeats,
-                    note=f"proposed kernel (not in vqrec_core): same rank for {agree:.1%} of users, see docs/benchmarks.md"))
+                    note=f"proposed kernel (not in vqrec_core); same rank for {agree:.1%} of users"))
     return rows

@@ -96,7 +96,7 @@ def _plain(model, loss, tcfg, arrays, steps: int, rng: np.random.Generator):
 
 def run(sizes=(2000,), repeats: int = 3, quick: bool = False, stages=STAGES, presets=("quick", "standard"),
         steps: int | None = None) -> list[dict]:
-    steps = steps or (3 if quick else 8)
+    steps = steps or (3 if quick else 6)
     rows = []
     for n_users in sizes:
         split = load_split(max_users=int(n_users), seed=0)
@@ -122,5 +122,5 @@ def _one(stage: str, pname: str, split, n_users: int, repeats: int, steps: int) 
     rate_o, rate_b = seqs / o, seqs / b
     return row(stage, n_users, o, b, config=f"{pname} (h={model.cfg.h}, B={tcfg.batch_size})",
                ours_rate=round(rate_o, 1), baseline_rate=round(rate_b, 1), unit="train seqs/s", peak_rss_mb=rss,
-               repeats=repeats, epoch_s=round(n_train / rate_o, 2),
+               repeats=repeats, epoch_s=round(n_train / rate_o, 2), baseline_epoch_s=round(n_train / rate_b, 2),
                note=f"{k} steps; {split.n_items} items, {n_train} train seqs; epoch ~{n_train / rate_o:.1f} s")

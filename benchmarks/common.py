@@ -191,13 +191,26 @@ def loglog_slope(sizes: Sequence[float], times: Sequence[float]) -> float | None
     return round(float(np.polyfit(x, y, 1)[0]), 2)
 
 
-def add_exponents(rows: list[dict]) -> None:
-    """Fill ``exponent`` on each row: the log-log slope of ``ours_s`` against ``size`` within its (stage, config)."""
+def growth_key(r: dict, side: str = "ours") -> float | None:
+    """The time whose growth is fitted: per-epoch time for training rows (their ours_s is a fixed number of steps),
+    else the measured seconds."""
+    if "epoch_s" in r:
+        return r.get("epoch_s") if side == "ours" else r.get("baseline_epoch_s")
+    return r.get("ours_s") if side == "ours" else r.get("baseline_s")
+
+
+def growth_groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["stage"], r.get("config") or ""), []).append(r)
-    for g in groups.values():
-        slope = loglog_slope([r["size"] for r in g], [r["ours_s"] for r in g])
+        if isinstance(r.get("size"), int):
+            groups.setdefault((r["stage"], r.get("config") or ""), []).append(r)
+    return groups
+
+
+def add_exponents(rows: list[dict]) -> None:
+    """Fill ``exponent`` on each row: the log-log slope of its growth time against ``size`` within (stage, config)."""
+    for g in growth_groups(rows).values():
+        slope = loglog_slope([r["size"] for r in g], [growth_key(r) for r in g])
         for r in g:
             r["exponent"] = slope
 
@@ -214,8 +227,12 @@ def to_csv(rows: list[dict]) -> str:
 def _cell(v) -> str:
     if v is None or v == "":
         return ""
+    if isinstance(v, bool):
+        return str(v)
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+    if isinstance(v, int) and abs(v) >= 1e5:
+        return f"{v:,}"
     return str(v).replace("|", "\\|")
 
 

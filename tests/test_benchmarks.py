@@ -88,7 +88,7 @@ def test_main_writes_markdown_and_csv(no_shared, tmp_path):
         assert reader.fieldnames[:5] == ["stage", "size", "ours_s", "baseline_s", "speedup"]
         rows = list(reader)
     assert {r["stage"] for r in rows} == {"encode", "encode_cached"}
-    assert sorted({int(r["size"]) for r in rows}) == [64, 128, 256]  # the three quick sizes, one process each
+    assert sorted({int(r["size"]) for r in rows}) == [32, 64, 128]  # the three quick sizes, one process each
     for r in rows:
         assert float(r["ours_s"]) > 0 and float(r["baseline_s"]) > 0 and float(r["peak_rss_mb"]) > 0
         assert math.isfinite(float(r["exponent"]))  # three sizes -> a fitted growth exponent
