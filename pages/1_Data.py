@@ -100,6 +100,9 @@ with tab_add:
                 st.session_state[key] = (path, df, rep)
             except VQRecError as e:
                 st.session_state[key] = e
+        if sanitize_filename(up.name) != up.name:
+            st.warning(f"The file name {up.name!r} was stored as {sanitize_filename(up.name)!r}: folder parts and "
+                       "unusual characters are never used in workspace paths.")
         val = st.session_state[key]
         if isinstance(val, VQRecError):
             show_error(val)

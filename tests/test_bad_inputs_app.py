@@ -102,6 +102,7 @@ def test_path_traversal_upload_name_stays_inside_the_workspace(workspace_env):
     at = _upload(("../../x.csv", (BAD / "good_items.csv").read_bytes()),
                  ("../good_interactions.csv", (BAD / "good_interactions.csv").read_bytes()))
     assert not at.exception, [e.value for e in at.exception]
+    assert any("'../../x.csv' was stored as 'x.csv'" in w.value for w in at.warning), _messages(at)
     assert not outside.exists() and not (workspace_env / "x.csv").exists()
     stored = list((workspace_env / "uploads").rglob("x.csv"))
     assert stored and all(p.resolve().is_relative_to(workspace_env.resolve() / "uploads") for p in stored)

@@ -250,3 +250,23 @@ def test_stop_request_ends_a_run_as_stopped(sample_ws, monkeypatch):
     st = pipeline.wait_for(sample_ws, rid, timeout=300)
     assert st["status"] == "stopped"
     assert len(pipeline.run_metrics(sample_ws, rid)) < 4
+
+
+def test_stale_temp_files_of_killed_writes_are_cleared(tmp_path):
+    import os
+    import time
+
+    from vqrec_core.store import open_workspace
+
+    ws = open_workspace(tmp_path / "ws", samples=False)
+    old = ws.root / "cache" / ".emb-x.npy.abc.tmp"
+    new = ws.root / "cache" / ".emb-y.npy.def.tmp"
+    keep = ws.root / "cache" / "emb-z.npy"
+    for f in (old, new, keep):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    past = time.time() - 2 * 3600
+    os.utime(old, (past, past))
+    os.utime(keep, (past, past))
+    assert ws.clear_stale_temp_files() == 1
+    assert not old.exists() and new.exists() and keep.exists()  # a fresh temp file may belong to a live write

@@ -181,6 +181,19 @@ class Workspace:
                 n += 1
         return n
 
+    def clear_stale_temp_files(self, older_than_s: float = 3600) -> int:
+        """Delete ``.*.tmp`` files that an atomic write left behind when its process was killed (nothing reads
+        them; the final file names hold either the old or the new complete content). Returns how many."""
+        n, now = 0, time.time()
+        for f in self.root.rglob(".*.tmp"):
+            try:
+                if f.is_file() and now - f.stat().st_mtime > older_than_s:
+                    f.unlink()
+                    n += 1
+            except OSError:
+                pass
+        return n
+
     # ------------------------------------------------------------------ domains
     def list_domains(self) -> list[str]:
         return sorted(p.parent.name for p in self.domains_dir.glob("*/meta.json"))
@@ -409,6 +422,7 @@ def open_workspace(root: Optional[str | os.PathLike] = None, samples: bool = Tru
 
     ws = Workspace(root or default_workspace())
     ws.clear_uploads()
+    ws.clear_stale_temp_files()
     if samples:
         ws.ensure_samples()
     return ws
