@@ -296,7 +296,8 @@ def test_run_analysis_with_checkpoints_end_to_end(two_domains, tmp_path):
     u = t["uniformity"]
     assert set(u.loc[u.domain == "lips", "space"]) == {"text", "opq_recon", "code_fresh", "model:vqrec_pretrained",
                                                        "model:vqrec_adapted"}
-    assert t["domain_gap"].set_index("space").loc["text", "balanced_accuracy"] > 0.9  # disjoint vocabularies
+    gap = t["domain_gap"].set_index("space")
+    assert gap.loc["text", "balanced_accuracy"] > 0.9 and gap.loc["text", "nn10_same_domain"] > 0.9  # disjoint words
     s = t["bias_summary"].set_index(["domain", "model"])
     assert s.loc[("lips", "Text-kNN"), "overlap_mean"] == 1.0 and s.loc[("lips", "Text-kNN"), "n_users"] == 80
     assert ("lips", "vqrec_adapted") in s.index and ("toys", "vqrec_adapted") not in s.index
@@ -332,3 +333,17 @@ def test_analyze_cli_runs_and_reports_bad_input(two_domains, tmp_path, capsys):
                str(tmp_path / "none"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_neighbour_domain_purity_separable_mixed_and_code_hand_case():
+    rng = np.random.default_rng(0)
+    sep = np.vstack([rng.standard_normal((200, 10)) + 3, rng.standard_normal((200, 10)) - 3])
+    lab = np.array(["a"] * 200 + ["b"] * 200)
+    p = geometry.neighbour_domain_purity(sep, lab)
+    assert p["purity"] == 1.0 and p["chance"] == pytest.approx(0.5)
+    mixed = geometry.neighbour_domain_purity(rng.standard_normal((600, 10)), np.array(["a", "b"] * 300))
+    assert abs(mixed["purity"] - 0.5) < 0.05
+    # codes: domain a uses codewords {0,1}, b uses {2,3} on every digit -> neighbours (shared digits) never cross
+    codes = np.vstack([rng.integers(0, 2, (50, 6)), rng.integers(2, 4, (50, 6))]).astype(np.uint8)
+    q = geometry.neighbour_domain_purity(geometry.code_onehot(codes, 4), np.repeat(["a", "b"], 50), k=5)
+    assert q["purity"] == 1.0

@@ -209,10 +209,11 @@ def _codes(emb: np.ndarray, mask: np.ndarray, cfg: AnalyzeConfig, cache_dir):
     return build_codes(emb, mask, CodeConfig(D=cfg.D, b=cfg.b, method=cfg.method, seed=cfg.seed), cache_dir=cache_dir)
 
 
-def _gap_row(space: str, g: geometry.DomainGap) -> dict:
+def _gap_row(space: str, g: geometry.DomainGap, purity: dict) -> dict:
     return {"space": space, "balanced_accuracy": g.balanced_accuracy, "balanced_accuracy_std": g.balanced_accuracy_std,
             "chance": g.chance, "n_items": g.n_items, "mean_centroid_cos": float(g.centroids["centroid_cos"].mean()),
-            "mean_centroid_euclid": float(g.centroids["centroid_euclid"].mean())}
+            "mean_centroid_euclid": float(g.centroids["centroid_euclid"].mean()),
+            "nn10_same_domain": purity["purity"], "nn10_same_domain_chance": purity["chance"]}
 
 
 def run_analysis(domains: list[DomainData], cfg: AnalyzeConfig | None = None, cache_dir=None,
@@ -255,7 +256,7 @@ def run_analysis(domains: list[DomainData], cfg: AnalyzeConfig | None = None, ca
         gaps, cents = [], []
         for name, x in [*jspaces.items(), ("code_onehot", geometry.code_onehot(jc.codes, jc.M))]:
             g = geometry.domain_gap(x, labels.astype(str), seed=cfg.seed)
-            gaps.append(_gap_row(name, g))
+            gaps.append(_gap_row(name, g, geometry.neighbour_domain_purity(x, labels.astype(str), seed=cfg.seed)))
             cents.append(g.centroids.assign(space=name))
         res.tables["domain_gap"] = pd.DataFrame(gaps)
         res.tables["domain_centroids"] = pd.concat(cents, ignore_index=True)
@@ -368,10 +369,12 @@ def format_summary(res: AnalysisResult) -> str:
             ["domain", "space", "uniformity", "uniformity_sphere", "mean_nn_cos", "share_nn_above",
              "share_identical"]].to_string(index=False, **fmt))
     if "domain_gap" in res.tables:
-        parts.append("Domain gap (linear classifier, balanced accuracy; chance = "
-                     f"{res.tables['domain_gap']['chance'].iloc[0]:.2f}):\n" + res.tables["domain_gap"][
-                         ["space", "balanced_accuracy", "mean_centroid_cos", "mean_centroid_euclid"]].to_string(
-                             index=False, **fmt))
+        g = res.tables["domain_gap"]
+        parts.append("Domain gap (linear classifier balanced accuracy, chance "
+                     f"{g['chance'].iloc[0]:.2f}; share of 10 nearest neighbours from the same domain, chance "
+                     f"{g['nn10_same_domain_chance'].iloc[0]:.2f}):\n" + g[
+                         ["space", "balanced_accuracy", "nn10_same_domain", "mean_centroid_cos",
+                          "mean_centroid_euclid"]].to_string(index=False, **fmt))
     if "bias_summary" in res.tables:
         b = res.tables["bias_summary"]
         cols = [c for c in ("domain", "model", "n_users", "text_cos_mean", "text_cos_median", "overlap_mean",
