@@ -333,6 +333,7 @@ def test_analyze_cli_runs_and_reports_bad_input(two_domains, tmp_path, capsys):
                str(tmp_path / "none"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "does not exist" in err and "Traceback" not in err
+    assert main(["analyze", "--K", "0", "--quiet"]) == 2 and "--K must be at least 1" in capsys.readouterr().err
 
 
 def test_neighbour_domain_purity_separable_mixed_and_code_hand_case():

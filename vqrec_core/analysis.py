@@ -389,6 +389,9 @@ def format_summary(res: AnalysisResult) -> str:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .cliargs import default_cache_dir, sample_domain_paths
 
+    for flag, value, low in (("--K", args.K, 1), ("--max-users", args.max_users, 0), ("--umap-cap", args.umap_cap, 20)):
+        if value < low:
+            raise ConfigError(f"{flag} must be at least {low}; got {value}.")
     pairs = [tuple(p) for p in args.domain] if args.domain else [tuple(map(str, sample_domain_paths(n)))
                                                                  for n in ("beauty", "toys")]
     cache = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
