@@ -107,8 +107,19 @@ def _worker(path: str, n: int, cfg_kwargs: dict, q) -> None:
     t = time.perf_counter()
     res = build_codes(x, None, CodeConfig(**cfg_kwargs))
     seconds = time.perf_counter() - t
-    q.put({"seconds": seconds, "recon": res.recon_error,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
+    q.put({"seconds": seconds, "recon": res.recon_error, "peak_rss_mb": _peak_rss_mb()})
+
+
+def _peak_rss_mb() -> float:
+    """This process' peak RSS (VmHWM: per address space, so a spawned child does not inherit its parent's peak the
+    way getrusage's ru_maxrss does across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def measure(path: Path, n: int, cfg_kwargs: dict, timeout_s: float | None = None) -> dict:
@@ -156,7 +167,8 @@ def run(sizes=(2000, 10000, 20000), repeats: int = 3, quick: bool = False, D: in
         if skip_note:
             base = {"seconds": None, "recon": None, "peak_rss_mb": None, "note": skip_note}
         else:
-            base = measure(path, n, {"D": D, "b": b, "method": "faiss_opq", "threads": baseline_threads},
+            base = measure(path, n, {"D": D, "b": b, "method": "faiss_opq", "faiss_variant": "ivf1",
+                                     "threads": baseline_threads},
                            baseline_timeout_s)
             if base["seconds"] is None:
                 skip_note = f"not run: faiss exceeded {baseline_timeout_s:.0f} s at {n} items"
@@ -189,22 +201,31 @@ def run(sizes=(2000, 10000, 20000), repeats: int = 3, quick: bool = False, D: in
     return rows
 
 
-def explain(n: int = 2000, D: int = 32, b: int = 8, timeout_s: float = 300.0) -> list[dict]:
-    """Where faiss' time goes: threads, OPQ iterations, the variant; ours at 1 and 2 threads for reference."""
+def explain(n: int = 2000, D: int = 32, b: int = 8, timeout_s: float = 300.0, only: str | None = None) -> list[dict]:
+    """Where faiss' time goes: threads, OPQ iterations, the variant; ours at 1 and 2 threads for reference.
+
+    ``only``: run just the variants whose name contains this text."""
     path, label = bench_data(n)
     cores = os.cpu_count() or 1
     variants = [
-        (f"faiss defaults, {cores} threads", {"method": "faiss_opq", "threads": cores}),
-        ("faiss defaults, 1 thread", {"method": "faiss_opq", "threads": 1}),
-        ("faiss OPQ niter 10 (not 50), 1 thread", {"method": "faiss_opq", "threads": 1, "faiss_opq_niter": 10}),
+        (f"faiss defaults, {cores} threads", {"method": "faiss_opq", "faiss_variant": "ivf1", "threads": cores}),
+        ("faiss defaults, 1 thread", {"method": "faiss_opq", "faiss_variant": "ivf1", "threads": 1}),
+        ("faiss OPQ niter 10 (not 50), 1 thread",
+         {"method": "faiss_opq", "faiss_variant": "ivf1", "threads": 1, "faiss_opq_niter": 10}),
         ("faiss OPQ niter 50, niter_pq 1 (not 4), 1 thread",
-         {"method": "faiss_opq", "threads": 1, "faiss_opq_niter_pq": 1}),
+         {"method": "faiss_opq", "faiss_variant": "ivf1", "threads": 1, "faiss_opq_niter_pq": 1}),
+        ("faiss ...PQxbnp (no polysemous training), 1 thread",
+         {"method": "faiss_opq", "faiss_variant": "ivf1np", "threads": 1}),
+        ("faiss ...PQxbnp, OPQ niter 10, 1 thread",
+         {"method": "faiss_opq", "faiss_variant": "ivf1np", "threads": 1, "faiss_opq_niter": 10}),
         ("ours (opq), 1 thread", {"method": "opq", "threads": 1}),
         (f"ours (opq), {cores} threads", {"method": "opq", "threads": cores}),
         ("plain PQ (ours, no rotation), 1 thread", {"method": "pq", "threads": 1}),
     ]
     rows = []
     for name, kw in variants:
+        if only and only not in name:
+            continue
         m = measure(path, n, {"D": D, "b": b, **kw}, timeout_s)
         rows.append({"variant": name, "size": n, "seconds": m["seconds"], "recon": m["recon"],
                      "peak_rss_mb": m["peak_rss_mb"], "note": m.get("note", ""), "data": label})

@@ -1,4 +1,4 @@
-"""Tests for vqrec_core.codes: quantizers, flat ids, diagnostics, caching, strict training, CLI (small data, 1 thread)."""
+"""Tests for vqrec_core.codes: quantizers, flat ids, diagnostics, cache, strict training, CLI (small, 1 thread)."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def test_progress_is_reported_in_order():
 
 def test_faiss_path_runs_on_a_tiny_case():
     x = anisotropic(n=400, d=16)
-    for variant in ("ivf1", "np"):
+    for variant in ("ivf1np", "ivf1", "np"):
         res = build_codes(x, None, CodeConfig(D=4, b=4, method="faiss_opq", faiss_variant=variant,
                                               faiss_opq_niter=5))
         assert res.codes.shape == (400, 4) and res.codes.dtype == np.uint8 and int(res.codes.max()) < 16
@@ -211,7 +211,8 @@ def test_faiss_path_runs_on_a_tiny_case():
         assert (res.encode(x) == res.codes).mean() > 0.98
         total_var = float(((x - x.mean(0)) ** 2).sum(1).mean())
         assert res.recon_error < 0.5 * total_var
-    assert C.faiss_factory_string(CodeConfig(D=4, b=4)) == "OPQ4,IVF1,PQ4x4"
+    assert C.faiss_factory_string(CodeConfig(D=4, b=4)) == "OPQ4,IVF1,PQ4x4np"
+    assert C.faiss_factory_string(CodeConfig(D=4, b=4, faiss_variant="ivf1")) == "OPQ4,IVF1,PQ4x4"
     assert C._unpack_codes(np.array([[0x21, 0x43]], dtype=np.uint8), 4, 4).tolist() == [[1, 2, 3, 4]]
 
 

@@ -11,7 +11,9 @@ Methods (``CodeConfig.method``):
     allocation, then a few alternations of warm-started k-means and Procrustes (SVD); the training mean is
     subtracted first, which is exactly what faiss' single IVF list (``IVF1``) does. About 10-40x faster than faiss
     at its default settings on 2 cores at equal or lower reconstruction error (docs/codes.md has the figures).
-  * ``"faiss_opq"``: faiss ``index_factory`` as upstream (``OPQ{D},IVF1,PQ{D}x{b}``, or ``OPQ{D},PQ{D}x{b}np``).
+  * ``"faiss_opq"``: faiss ``index_factory``: ``OPQ{D},IVF1,PQ{D}x{b}np`` by default; ``faiss_variant="ivf1"`` is
+    upstream's exact ``OPQ{D},IVF1,PQ{D}x{b}``, whose extra polysemous-training pass only relabels codewords (same
+    reconstruction) and costs ~70 s on 2 cores; ``"np"`` is ``OPQ{D},PQ{D}x{b}np`` (no centring).
   * ``"pq"``: plain product quantization without rotation (ablation); centred like ``"opq"``.
   * ``"random"``: uniform random codes (ablation). Its "reconstruction" uses the per-digit mean of the training
     vectors that drew each codeword, and ``CodeResult.encode`` maps new vectors to the nearest such mean.
@@ -72,7 +74,9 @@ class CodeConfig:
     final_kmeans_iters: int = 6  # ours/pq: k-means iterations after the last rotation update (faiss 25)
     max_train_points: int = 65536  # subsample the training items above this (faiss OPQ's default, 256 * 256)
     threads: int = 1  # BLAS / OpenMP (faiss, torch) threads while training; capped at torch.get_num_threads()
-    faiss_variant: str = "ivf1"  # faiss_opq: "ivf1" = OPQ{D},IVF1,PQ{D}x{b} | "np" = OPQ{D},PQ{D}x{b}np
+    faiss_variant: str = "ivf1np"  # faiss_opq: "ivf1np" = OPQ{D},IVF1,PQ{D}x{b}np | "ivf1" = upstream's exact
+    #                                OPQ{D},IVF1,PQ{D}x{b} (adds polysemous training: same codes up to a per-digit
+    #                                relabelling, ~70 s more) | "np" = OPQ{D},PQ{D}x{b}np (no centring)
     faiss_opq_niter: int | None = None  # faiss_opq: OPQMatrix.niter (None = faiss default 50)
     faiss_opq_niter_pq: int | None = None  # faiss_opq: k-means iterations per OPQ step (None = faiss default 4)
 
@@ -188,8 +192,8 @@ def resolve_config(cfg: CodeConfig, n_train: int, d: int) -> tuple[CodeConfig, l
         raise ConfigError(f"Unknown code method {cfg.method!r}; choose one of {', '.join(METHODS)}.")
     if cfg.init not in ("random", "pca"):
         raise ConfigError(f"Unknown OPQ init {cfg.init!r}; choose 'random' or 'pca'.")
-    if cfg.faiss_variant not in ("ivf1", "np"):
-        raise ConfigError(f"Unknown faiss_variant {cfg.faiss_variant!r}; choose 'ivf1' or 'np'.")
+    if cfg.faiss_variant not in ("ivf1np", "ivf1", "np"):
+        raise ConfigError(f"Unknown faiss_variant {cfg.faiss_variant!r}; choose 'ivf1np', 'ivf1' or 'np'.")
     if n_train < 1:
         raise ConfigError("No training items: the training mask selects none of the items, so no quantizer can "
                           "be trained. Check that the interaction log's training split covers catalog items.")
@@ -632,7 +636,8 @@ def _captured_stderr() -> Iterator[list[str]]:
 
 def faiss_factory_string(cfg: CodeConfig) -> str:
     D, b = int(cfg.D), int(cfg.b)
-    return f"OPQ{D},IVF1,PQ{D}x{b}" if cfg.faiss_variant == "ivf1" else f"OPQ{D},PQ{D}x{b}np"
+    return {"ivf1np": f"OPQ{D},IVF1,PQ{D}x{b}np", "ivf1": f"OPQ{D},IVF1,PQ{D}x{b}"}.get(cfg.faiss_variant,
+                                                                                      f"OPQ{D},PQ{D}x{b}np")
 
 
 def _unpack_codes(packed: np.ndarray, D: int, b: int) -> np.ndarray:
@@ -666,7 +671,7 @@ def _train_faiss(xtrain: np.ndarray, emb: np.ndarray, cfg: CodeConfig, threads: 
     inner = faiss.downcast_index(index.index)
     pq = inner.pq
     cents = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub).astype(np.float32)
-    if cfg.faiss_variant == "ivf1":
+    if cfg.faiss_variant in ("ivf1", "ivf1np"):
         c_rot = inner.quantizer.reconstruct(0)  # [d] the single IVF centroid, in rotated space
         mean = (c_rot @ A).astype(np.float32)  # back to input space: A^T c
     else:
