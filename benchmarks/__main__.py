@@ -3,7 +3,7 @@
 Prints a Markdown table and writes ``results/benchmarks.md`` and ``results/benchmarks.csv`` (columns stage, size,
 ours_s, baseline_s, speedup, then config, rates, unit, peak_rss_mb, exponent, repeats, note). ``speedup`` is
 baseline_s / ours_s, both medians measured in the same process, alternating. ``exponent`` is the log-log slope of
-ours_s against size within a (stage, config). See docs/benchmarks.md for the analysis.
+time (per epoch for training rows) against size within a (stage, config). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
