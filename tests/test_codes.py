@@ -85,6 +85,10 @@ def test_opq_beats_random_and_plain_pq_on_anisotropic_data():
     assert errs["opq"] < 0.8 * errs["random"]
     assert errs["random"] < total_var * 1.01  # random-code reconstruction is no better than the mean (roughly)
     assert errs["opq"] < 0.5 * total_var
+    # the PCA + eigenvalue-allocation start is orthogonal, and OPQ from it also beats plain PQ
+    r = C._eigen_allocation(x - x.mean(0), 8)
+    np.testing.assert_allclose(r.T @ r, np.eye(32), atol=1e-8)
+    assert build_codes(x, None, CodeConfig(D=8, b=4, init="pca", **FAST)).recon_error <= errs["pq"]
 
 
 def test_strict_training_ignores_items_outside_the_mask():

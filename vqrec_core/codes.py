@@ -7,10 +7,11 @@ b=8) trained on the training-split items only ("strict"); all items are then enc
 update of the rotation.
 
 Methods (``CodeConfig.method``):
-  * ``"opq"`` (default, ours): the non-parametric OPQ of Ge et al. in numpy, initialised by PCA + eigenvalue
-    allocation, then a few alternations of warm-started k-means and Procrustes (SVD); the training mean is
-    subtracted first, which is exactly what faiss' single IVF list (``IVF1``) does. About 10-40x faster than faiss
-    at its default settings on 2 cores at equal or lower reconstruction error (docs/codes.md has the figures).
+  * ``"opq"`` (default, ours): the non-parametric OPQ of Ge et al. in numpy, initialised with a random
+    orthogonal rotation (as faiss; ``init="pca"`` = eigenvalue allocation), then alternations of a warm-started
+    k-means step and a Procrustes rotation update (SVD); the training mean is subtracted first, which is exactly
+    what faiss' single IVF list (``IVF1``) does. Much faster than faiss at its default settings on 2 cores at
+    equal or lower reconstruction error (docs/codes.md has the figures).
   * ``"faiss_opq"``: faiss ``index_factory``: ``OPQ{D},IVF1,PQ{D}x{b}np`` by default; ``faiss_variant="ivf1"`` is
     upstream's exact ``OPQ{D},IVF1,PQ{D}x{b}``, whose extra polysemous-training pass only relabels codewords (same
     reconstruction) and costs ~70 s on 2 cores; ``"np"`` is ``OPQ{D},PQ{D}x{b}np`` (no centring).
