@@ -4,11 +4,16 @@ Prints a Markdown table and writes ``results/benchmarks.md`` and ``results/bench
 ours_s, baseline_s, speedup, then config, rates, unit, peak_rss_mb, exponent, repeats, note). ``speedup`` is
 baseline_s / ours_s, both medians measured in the same process, alternating. ``exponent`` is the log-log slope of
 time (per epoch for training rows) against size within a (stage, config). See docs/benchmarks.md.
+
+``--merge`` re-runs some stages and replaces only their rows in the existing files (the rest of the table, its run
+header and its growth lines stay; the header gains one line naming the merged stages and their run).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import os
 import platform
 import subprocess
@@ -166,6 +171,73 @@ def report_md(rows: list[dict], cmd: str, started: float, load0: tuple, failures
     return "\n".join(head)
 
 
+def harness_stage(row_stage: str) -> str:
+    """The harness stage (``ALL_STAGES``) whose jobs produce a table row of stage ``row_stage``."""
+    if row_stage.startswith(("train_", "adapt_")):
+        return "train"
+    if row_stage.startswith("data_"):
+        return "scale"
+    head = row_stage.split("_")[0]
+    return head if head in ALL_STAGES else row_stage
+
+
+def _table_stage(line: str) -> str | None:
+    """The stage cell of a Markdown table row (None for other lines and the header/rule)."""
+    if not line.startswith("| ") or line.startswith(("| stage ", "|---")):
+        return None
+    return line[2:].split(" | ", 1)[0].strip()
+
+
+def merge_csv(old_csv: str, new_rows: list[dict]) -> str:
+    """Old CSV text with every row of the stages in ``new_rows`` replaced by ``new_rows`` (at the old rows' place)."""
+    stages = {harness_stage(r["stage"]) for r in new_rows}
+    new_lines = to_csv(new_rows).splitlines()[1:]
+    reader = csv.reader(io.StringIO(old_csv))
+    header = next(reader, None)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(header or (to_csv([]).strip().split(",")))
+    placed = False
+    for rec in reader:
+        if rec and harness_stage(rec[0]) in stages:
+            if not placed:
+                out.write("\n".join(new_lines) + "\n")
+                placed = True
+            continue
+        w.writerow(rec)
+    if not placed:
+        out.write("\n".join(new_lines) + "\n")
+    return out.getvalue()
+
+
+def merge_md(old_md: str, new_rows: list[dict], header_line: str) -> str:
+    """Old report with the table rows and growth lines of the stages in ``new_rows`` replaced, and ``header_line``
+    added after the run line of the header."""
+    stages = {harness_stage(r["stage"]) for r in new_rows}
+    fresh = {"main": to_markdown(new_rows).splitlines()[2:], "growth": growth_table(new_rows).splitlines()[2:]}
+    out: list[str] = []
+    part, placed, last_row = "main", {"main": False, "growth": False}, {"main": None, "growth": None}
+    for line in old_md.splitlines():
+        if line.startswith("## Growth"):
+            part = "growth"
+        st = _table_stage(line)
+        if st is not None and harness_stage(st) in stages:
+            if not placed[part]:
+                out += fresh[part]
+                placed[part] = True
+            last_row[part] = len(out)
+            continue
+        out.append(line)
+        if st is not None:
+            last_row[part] = len(out)
+        if line.startswith("- run: "):
+            out.append(header_line)
+    for part in ("growth", "main"):  # stages new to the file: after the last row of each table
+        if not placed[part] and fresh[part] and last_row[part] is not None:
+            out[last_row[part]:last_row[part]] = fresh[part]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS/OpenMP threads per process (default 1)")
     p.add_argument("--out", default=str(ROOT / "results"), help="folder for benchmarks.md/.csv (default results/)")
     p.add_argument("--no-write", action="store_true", help="print the table only")
+    p.add_argument("--merge", action="store_true",
+                   help="replace only the rows of the stages run here in the existing benchmarks.md/.csv of --out "
+                        "(keep every other row, the header and growth lines of the earlier run)")
     p.add_argument("--encoder", default="minilm",
                    help="text encoder of the encode stage (default minilm; 'hash:64' for a fast smoke run)")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per fresh process")
@@ -208,8 +283,22 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         from vqrec_core.fsutil import atomic_write_text
 
+        if args.merge and rows:
+            done = sorted({harness_stage(r["stage"]) for r in rows}, key=ALL_STAGES.index)
+            line = (f"- merged: stage(s) {', '.join(done)} re-run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
+                    f"{_git_commit()}, {time.perf_counter() - started:.0f} s wall, load average {load0[0]:.1f} at "
+                    f"start, {os.getloadavg()[0]:.1f} at the end (`{cmd} --stages {','.join(done)} --merge`)")
+            try:
+                old_md = (out / "benchmarks.md").read_text(encoding="utf-8")
+                old_csv = (out / "benchmarks.csv").read_text(encoding="utf-8")
+            except OSError as e:
+                print(f"--merge needs an earlier benchmarks.md and .csv in {out} ({e})", file=sys.stderr)
+                return 2
+            md, csv_text = merge_md(old_md, rows, line), merge_csv(old_csv, rows)
+        else:
+            csv_text = to_csv(rows)
         atomic_write_text(out / "benchmarks.md", md)
-        atomic_write_text(out / "benchmarks.csv", to_csv(rows))
+        atomic_write_text(out / "benchmarks.csv", csv_text)
         print(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.csv'}", file=sys.stderr)
     return 0 if rows else 1
 

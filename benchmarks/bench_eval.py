@@ -5,9 +5,13 @@ catalog), with a VQ-Rec model of the preset's size (h) and random codes:
   * ``eval``: end-to-end ``evaluate(model, samples)`` (encode every history, score every item, rank the target) in
     users per second; baseline = the floor for the same work: ``model.encode`` of the same chunks + a bare
     ``torch.matmul`` [B, h] x [h, n] per chunk (speedup < 1: the share of that floor we reach).
-  * ``eval_scoring``: the scoring + ranking part alone (``evaluate.target_ranks`` on precomputed sequence vectors:
-    cosine scores / tau, gather the target, count higher scores) in GFLOP/s (2 U n h flops), against the bare matmul
-    in the same chunks: ``speedup`` = fraction of the matmul figure, the physical limit here (the goal is >= 0.5).
+  * ``eval_scoring``: the scoring + ranking part alone (``evaluate.target_ranks`` on precomputed sequence vectors,
+    through the model's own evaluation path: items normalised once, query / tau, one matmul per chunk, gather the
+    target, count higher scores in place) in GFLOP/s (2 U n h flops), against the bare matmul in the same chunks:
+    ``speedup`` = fraction of the matmul figure, the physical limit here (the goal is >= 0.5).
+  * ``eval_scoring_before``: the same work with the kernel ``vqrec_core`` had before (commit 5f86bf5: cosine scores
+    normalising the item matrix in every chunk, dividing the [B, n] scores by tau, ``(scores > t).sum(1)``), kept
+    as a reference: the before/after ratio in the same run, and a check that both give the same ranks.
 Chunks: ``chunk`` user x item scores at a time (the evaluate default), i.e. B = chunk // n users per matmul.
 """
 
@@ -26,9 +30,9 @@ class _Precomputed:
     def __init__(self, model, s: torch.Tensor):
         self.model, self.s, self.n_items = model, s, model.n_items
 
-    def scoring_fn(self):
-        items = self.model.item_matrix()  # [n, h]
-        return lambda idx, length: self.model.score(self.s[idx[:, 0]], items)  # [B, n]
+    def scoring_fn(self):  # the model's scoring_fn with encode replaced by a row lookup
+        items_t = self.model.item_operand(self.model.item_matrix())  # [h, n]
+        return lambda idx, length: self.model.query(self.s[idx[:, 0]]) @ items_t  # [B, n]
 
 
 def _samples(split, n_items: int, n_users: int):
@@ -90,17 +94,14 @@ def _one(cfg, split, n: int, n_users: int, repeats: int, preset_name: str, chunk
     tau = cfg.tau
 
     @torch.no_grad()
-    def proposed():
-        """The fix proposed in docs/benchmarks.md: normalise items once, fold 1/tau into the queries, count
-        higher scores with float ops (bool .sum() costs ~7 ns per element here, 5x the matmul)."""
-        items_n = F.normalize(model.item_matrix(), dim=-1)  # [n, h]
-        items_nt = items_n.T.contiguous()  # [h, n]
+    def before():
+        """The kernel of vqrec_core before the fix (commit 5f86bf5), for the before/after ratio and a rank check."""
+        items = model.item_matrix()  # [n, h], once per call as before
         ranks = np.empty(U, dtype=np.int64)
         for a in range(0, U, B):
-            q = F.normalize(s_all[a:a + B], dim=-1) / tau  # [B, h]
-            sc = torch.mm(q, items_nt)  # [B, n]
+            sc = F.normalize(s_all[a:a + B], dim=-1) @ F.normalize(items, dim=-1).T / tau  # [B, n], per chunk
             t = sc.gather(1, tgt_t[a:a + B].unsqueeze(1))  # [B, 1]
-            ranks[a:a + B] = sc.sub_(t).clamp_(min=0).sign_().sum(1).numpy()  # strict count, exact < 2**24
+            ranks[a:a + B] = (sc > t).sum(dim=1).numpy()
         return ranks
 
     @torch.no_grad()
@@ -110,12 +111,12 @@ def _one(cfg, split, n: int, n_users: int, repeats: int, preset_name: str, chunk
 
     e2e()  # warm-up; our peak memory
     rss = peak_rss_mb()
-    r_prop, r_ours = proposed(), scoring()
-    agree = float(np.mean(r_prop == r_ours))  # differs only where rounding reorders near-ties (1/tau applied first)
-    if np.mean(np.abs(r_prop - r_ours) <= max(1, n // 1000)) < 0.99:
-        raise AssertionError("the proposed ranking kernel disagrees with evaluate.target_ranks")
-    t_e2e, t_enc, t_score, t_prop, t_mm = interleaved([e2e, encode_only, scoring, proposed, matmul], repeats)
-    e, enc, sc, pr, mm = (median(x) for x in (t_e2e, t_enc, t_score, t_prop, t_mm))
+    r_before, r_ours = before(), scoring()
+    agree = float(np.mean(r_before == r_ours))  # differs only where rounding reorders near-ties (1/tau applied first)
+    if np.mean(np.abs(r_before - r_ours) <= max(1, n // 1000)) < 0.99:
+        raise AssertionError("evaluate.target_ranks disagrees with the previous ranking kernel")
+    t_e2e, t_enc, t_score, t_bef, t_mm = interleaved([e2e, encode_only, scoring, before, matmul], repeats)
+    e, enc, sc, bf, mm = (median(x) for x in (t_e2e, t_enc, t_score, t_bef, t_mm))
     gflop = 2.0 * U * n * h / 1e9
     conf = f"{preset_name} (h={h}, D={D}, M={2**b}), U={U}"
     rows = []
@@ -124,8 +125,10 @@ def _one(cfg, split, n: int, n_users: int, repeats: int, preset_name: str, chunk
                     note=f"baseline = encode + bare matmul (the floor); {B} users per chunk"))
     rows.append(row("eval_scoring", n, sc, mm, config=conf, ours_rate=round(gflop / sc, 2),
                     baseline_rate=round(gflop / mm, 2), unit="GFLOP/s", peak_rss_mb=rss, repeats=repeats,
-                    note=f"speedup = share of torch.matmul GFLOP/s; {B} users per chunk; encode alone {enc:.3g} s"))
-    rows.append(row("eval_scoring_proposed", n, pr, mm, config=conf, ours_rate=round(gflop / pr, 2),
+                    note=f"speedup = share of torch.matmul GFLOP/s; {B} users per chunk; encode alone {enc:.3g} s; "
+                         f"{bf / sc:.1f}x faster than the kernel before (eval_scoring_before)"))
+    rows.append(row("eval_scoring_before", n, bf, mm, config=conf, ours_rate=round(gflop / bf, 2),
                     baseline_rate=round(gflop / mm, 2), unit="GFLOP/s", peak_rss_mb=rss, repeats=repeats,
-                    note=f"proposed kernel (not in vqrec_core); same rank for {agree:.1%} of users"))
+                    note=f"previous kernel (commit 5f86bf5), reference only; same rank as eval_scoring for "
+                         f"{agree:.1%} of users"))
     return rows

@@ -72,7 +72,7 @@ def test_train_and_eval_bench_rows(no_shared):
         _check_row(r)
         assert r["unit"] == "train seqs/s" and r["epoch_s"] > 0
     rows = bench_eval.run([300], repeats=1, quick=True, preset_name="quick", n_users=30)
-    assert [r["stage"] for r in rows] == ["eval", "eval_scoring", "eval_scoring_proposed"]
+    assert [r["stage"] for r in rows] == ["eval", "eval_scoring", "eval_scoring_before"]
     for r in rows:
         _check_row(r)
     assert rows[0]["ours_rate"] == pytest.approx(30 / rows[0]["ours_s"], rel=2e-3)  # users/s
@@ -94,3 +94,29 @@ def test_main_writes_markdown_and_csv(no_shared, tmp_path):
         assert math.isfinite(float(r["exponent"]))  # three sizes -> a fitted growth exponent
     md = (out / "benchmarks.md").read_text()
     assert "python -m benchmarks --quick" in md and "| encode_cached |" in md and "## Growth" in md
+
+
+def test_merge_replaces_only_the_rerun_stages_rows():
+    from benchmarks.__main__ import growth_table, merge_csv, merge_md, report_md
+
+    def r(stage, size, ours):
+        return common.row(stage, size, ours, 2.0, config="c", unit="s", exponent=1.0, note="n")
+
+    old = [r("encode", 10, 1.0), r("encode", 20, 2.0), r("eval", 10, 3.0), r("eval_scoring_old", 10, 4.0),
+           r("eval", 20, 5.0), r("data_read", 10, 6.0)]
+    old_md = report_md(old, "python -m benchmarks", 0.0, (1.0, 1.0, 1.0), [], 1)
+    new = [r("eval", 10, 7.0), r("eval_scoring", 10, 8.0), r("eval", 20, 9.0)]
+    rows = list(csv.DictReader(merge_csv(common.to_csv(old), new).splitlines()))
+    # old eval rows (all eval_* stages) gone, new ones in their place, other stages untouched and in order
+    assert [(x["stage"], x["ours_s"]) for x in rows] == [
+        ("encode", "1.0"), ("encode", "2.0"), ("eval", "7.0"), ("eval_scoring", "8.0"), ("eval", "9.0"),
+        ("data_read", "6.0")]
+    md = merge_md(old_md, new, "- merged: eval")
+    table = [ln for ln in md.split("## Growth")[0].splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert [ln.split(" | ")[0][2:] for ln in table] == ["encode", "encode", "eval", "eval_scoring", "eval",
+                                                        "data_read"]
+    assert "| 7 |" in md and "| 3 |" not in md and "eval_scoring_old" not in md
+    growth = md.split("## Growth")[1]
+    assert growth.count("| eval | c |") == 1 and "| encode | c |" in growth
+    assert growth_table(new).splitlines()[2] in growth
+    assert md.index("- run: ") < md.index("- merged: eval") < md.index("- machine: ")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vqrec_core.evaluate import evaluate, metrics_from_ranks, target_ranks, topk
+from vqrec_core.evaluate import count_higher, evaluate, metrics_from_ranks, target_ranks, topk
 
 
 class FixedScores(torch.nn.Module):
@@ -102,3 +102,63 @@ def test_max_users_subsample_is_fixed_and_bounded():
     a = evaluate(FixedScores(scores), s, ks=(3,), max_users=20, seed=5)
     b = evaluate(FixedScores(scores), s, ks=(3,), max_users=20, seed=5)
     assert a == b and a["n_users"] == 20
+
+
+def test_fast_rank_count_equals_bool_count_with_ties_and_infinities():
+    # exact ties with the target, -inf (masked) entries, a masked (-inf) target, +inf and NaN scores
+    inf, nan = float("inf"), float("nan")
+    scores = torch.tensor([[0.5, 0.5, 0.5, 0.2, 0.9],  # target 0.5 tied twice, one higher -> 1
+                           [-inf, 0.3, -inf, 0.3, 0.1],  # target 0.3 tied, masked items -> 0
+                           [-inf, -inf, 0.0, -1.0, inf],  # target -inf: every non-masked item is higher -> 3
+                           [0.1, nan, 0.7, 0.1, -inf],  # NaN never counts as higher -> 1
+                           [1.0, 1.0, 1.0, 1.0, 1.0]])  # all tied -> 0
+    t = torch.tensor([[0.5], [0.3], [-inf], [0.1], [1.0]])
+    expected = (scores > t).sum(dim=1)
+    got = count_higher(scores.clone(), t)
+    assert got.dtype == torch.long and got.tolist() == expected.tolist() == [1, 0, 3, 1, 0]
+    rng = np.random.default_rng(3)  # many exact ties: scores on a coarse grid
+    grid = torch.as_tensor(rng.integers(0, 4, size=(64, 300)).astype(np.float32) / 4)
+    tg = grid.gather(1, torch.as_tensor(rng.integers(0, 300, size=(64, 1))))
+    assert count_higher(grid.clone(), tg).tolist() == (grid > tg).sum(dim=1).tolist()
+
+
+def test_target_ranks_with_ties_and_masked_history_equal_brute_force():
+    rng = np.random.default_rng(4)
+    n_users, n_items = 41, 17
+    scores = rng.integers(0, 3, size=(n_users, n_items)).astype(np.float32)  # 3 levels: ties everywhere
+    hist = [list(rng.choice(n_items, size=rng.integers(1, 6), replace=False)) for _ in range(n_users)]
+    # every 4th target repeats a history item, so the masked target itself is -inf
+    target = [h[0] if u % 4 == 0 else int(rng.integers(n_items)) for u, h in enumerate(hist)]
+    s = _samples(hist, target)
+    for mask in (False, True):
+        brute = []
+        for u in range(n_users):
+            row = scores[u].astype(np.float64).copy()
+            if mask:
+                row[hist[u]] = -np.inf
+            brute.append(int((row > row[target[u]]).sum()))
+        got = target_ranks(FixedScores(scores), s.seq, s.length, s.target, chunk=4 * n_items, mask_history=mask)
+        assert got.tolist() == brute
+    # a masked target ranks behind every unmasked item
+    masked = [u for u in range(n_users) if u % 4 == 0]
+    got = target_ranks(FixedScores(scores), s.seq, s.length, s.target, mask_history=True)
+    assert all(got[u] == n_items - len(hist[u]) for u in masked)
+
+
+@pytest.mark.parametrize("kind", ["vqrec", "text_seq", "sasrec_id"])
+def test_fast_scoring_path_ranks_match_reference_scores(kind):
+    """target_ranks (scoring_fn: items prepared once, 1/tau folded into the query, in-place count) against the
+    bool count on the reference ``score_batch`` scores; the two may differ only by float rounding of near-ties."""
+    from tests.test_models import all_models, synthetic_split
+
+    sp = synthetic_split()
+    model = all_models()[kind].eval()
+    seq, length, target = sp.test.seq, sp.test.length, sp.test.target
+    with torch.no_grad():
+        ref = model.score_batch(torch.as_tensor(seq), torch.as_tensor(length)).numpy()  # [U, n]
+    t = ref[np.arange(len(target)), target][:, None]
+    brute = (ref > t).sum(axis=1)
+    near = (np.abs(ref - t) <= 1e-4 * np.maximum(1.0, np.abs(t))).sum(axis=1) - 1  # other items within rounding
+    got = target_ranks(model, seq, length, target, chunk=7 * model.n_items)
+    assert np.all(np.abs(got - brute) <= near)
+    assert np.mean(got == brute) >= 0.9

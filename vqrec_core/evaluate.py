@@ -2,10 +2,18 @@
 
 Reference: the RecBole full-sort protocol used by VQ-Rec (Hou et al., WWW 2023). With one target per user,
 Recall@K is the hit rate and NDCG@K = 1 / log2(rank + 2) for the 0-based rank of the target if rank < K, else 0.
-Rank = number of items scoring strictly higher than the target (ties resolved in the target's favour).
+Rank = number of items scoring strictly higher than the target: items tied with the target (equal float32 scores)
+do not count, so ties are resolved in the target's favour; a NaN score never counts as higher, and a target scored
+-inf has as rank the number of items with a finite or +inf score.
 History items are NOT masked by default (upstream behaviour); ``mask_history=True`` sets the scores of every item in
 the input sequence to -inf (the target too if it repeats a history item: a masked list cannot contain it).
-Scoring is batched over users so at most ``chunk`` user x item scores exist at once.
+
+Speed (docs/benchmarks.md, section 4): scoring is batched over users so at most ``chunk`` user x item scores exist
+at once; ``model.scoring_fn()`` prepares the item side once per call (models.py). The rank count overwrites each
+score chunk in place with ``scores.gt_(t)`` (1.0 where higher, else 0.0) and sums it in float32: the same comparison
+as ``(scores > t).sum(1)``, whose bool -> int64 reduction costs several times the matmul on CPU. Exact below 2**24
+items (float32 integers). A scorer's ``scoring_fn`` / ``score_batch`` must therefore return a new tensor per call,
+never a view of its own state.
 """
 
 from __future__ import annotations
@@ -36,10 +44,24 @@ def _as_tensor(a, dtype=torch.long) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a), dtype=dtype)
 
 
-def _mask_history(scores: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
-    mask = torch.zeros(scores.shape[0], scores.shape[1] + 1, dtype=torch.bool)  # [B, n+1], column 0 = padding
-    mask.scatter_(1, seq.long(), True)
-    return scores.masked_fill(mask[:, 1:], float("-inf"))  # [B, n]
+def _mask_history(scores: torch.Tensor, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Set the score of every history item (the first ``length`` entries of ``seq``) to -inf, in place (O(B L), not
+    O(B n)); returns ``scores``."""
+    seq = seq.long()  # [B, L], item index + 1, 0 = padding
+    valid = (seq > 0) & (torch.arange(seq.shape[1]).unsqueeze(0) < length.unsqueeze(1))  # [B, L]
+    rows, cols = valid.nonzero(as_tuple=True)  # [P], [P]
+    scores[rows, seq[rows, cols] - 1] = float("-inf")  # [B, n]
+    return scores
+
+
+def count_higher(scores: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per row, the number of entries of ``scores`` [B, n] strictly greater than ``t`` [B, 1]; int64 [B].
+
+    Equal to ``(scores > t).sum(1)`` (same comparison: ties and NaN never count) but OVERWRITES ``scores`` with the
+    0/1 comparison result; float32 sums are exact below 2**24 columns, above that the sum runs in float64.
+    """
+    acc = torch.float32 if scores.shape[1] < 2**24 else torch.float64
+    return scores.gt_(t).sum(dim=1, dtype=acc).long()  # [B]
 
 
 def _iter_batches(n_users: int, n_items: int, chunk: int):
@@ -63,9 +85,9 @@ def target_ranks(model, seq, length, target, chunk: int = 2_000_000, mask_histor
         for a, b in _iter_batches(len(tgt_t), n_items, chunk):
             scores = fn(seq_t[a:b], len_t[a:b]).float()  # [B, n]
             if mask_history:
-                scores = _mask_history(scores, seq_t[a:b])
+                scores = _mask_history(scores, seq_t[a:b], len_t[a:b])
             t = scores.gather(1, tgt_t[a:b].unsqueeze(1))  # [B, 1]
-            ranks[a:b] = (scores > t).sum(dim=1).numpy()
+            ranks[a:b] = count_higher(scores, t).numpy()  # scores is overwritten from here on
             report(progress, b / max(1, len(tgt_t)), "ranking")
     finally:
         if was_training:
@@ -109,7 +131,7 @@ def topk(model, seq, length, k: int = 10, chunk: int = 2_000_000, mask_history: 
         for a, b in _iter_batches(len(seq_t), n_items, chunk):
             scores = fn(seq_t[a:b], len_t[a:b]).float()  # [B, n]
             if mask_history:
-                scores = _mask_history(scores, seq_t[a:b])
+                scores = _mask_history(scores, seq_t[a:b], len_t[a:b])
             if exclude is not None:
                 for r in range(a, b):
                     if len(exclude[r]):

@@ -123,21 +123,48 @@ class NeuralScorer(nn.Module):
     def score_batch(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         return self.score(self.encode(seq, length), self.item_matrix())  # [B, n_items]
 
+    # Evaluation path: score(s, items) == query(s) @ item_operand(items), with the item side prepared once.
+    def query(self, s: torch.Tensor) -> torch.Tensor:  # [B, h] -> [B, h]
+        return s
+
+    def item_operand(self, items: torch.Tensor) -> torch.Tensor:  # [n, h] -> [h, n], contiguous
+        return items.T.contiguous()
+
     def scoring_fn(self):
-        """A function (seq, length) -> scores with the item matrix computed once (call under no_grad/eval)."""
-        items = self.item_matrix()  # [n_items, h]
-        return lambda seq, length: self.score(self.encode(seq, length), items)
+        """A function (seq, length) -> scores [B, n_items] for full-ranking evaluation (call under no_grad/eval).
+
+        The item side (matrix, normalisation, transpose) is computed once here, not per batch of users, and any
+        per-score scaling is folded into the [B, h] query, so each batch costs one matmul. Equal to ``score_batch``
+        up to float rounding.
+        """
+        items_t = self.item_operand(self.item_matrix())  # [h, n_items]
+        return lambda seq, length: self.query(self.encode(seq, length)) @ items_t  # [B, n_items]
 
 
 def cosine_scores(s: torch.Tensor, items: torch.Tensor, tau: float) -> torch.Tensor:
     return F.normalize(s, dim=-1) @ F.normalize(items, dim=-1).T / tau  # [B, n]
 
 
+class CosineScorer(NeuralScorer):
+    """Scores = cos(s, item) / tau (VQ-Rec, TextSeq); evaluation normalises the items once and divides the query."""
+
+    cfg: VQRecConfig | TextSeqConfig
+
+    def score(self, s: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return cosine_scores(s, items, self.cfg.tau)  # [B, n]
+
+    def query(self, s: torch.Tensor) -> torch.Tensor:
+        return F.normalize(s, dim=-1) / self.cfg.tau  # [B, h]
+
+    def item_operand(self, items: torch.Tensor) -> torch.Tensor:
+        return F.normalize(items, dim=-1).T.contiguous()  # [h, n]
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # VQ-Rec
 
 
-class VQRec(NeuralScorer):
+class VQRec(CosineScorer):
     """text -> code -> representation: item vector = mean of its D code embeddings from one table."""
 
     kind = "vqrec"
@@ -184,9 +211,6 @@ class VQRec(NeuralScorer):
         seq = _trim(seq, length)  # [B, L']
         return self.encoder(self.seq_item_vectors(seq, table), length)  # [B, h]
 
-    def score(self, s: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return cosine_scores(s, items, self.cfg.tau)  # [B, n]
-
 
 # --------------------------------------------------------------------------------------------------------------------
 # Text -> representation (UniSRec-style adaptor)
@@ -219,7 +243,7 @@ class MoEAdaptor(nn.Module):
         return (gates * out).sum(dim=-2)  # [..., h]
 
 
-class TextSeq(NeuralScorer):
+class TextSeq(CosineScorer):
     """text -> representation: frozen text vectors through a trainable adaptor into the same encoder."""
 
     kind = "text_seq"
@@ -256,9 +280,6 @@ class TextSeq(NeuralScorer):
         seq = _trim(seq, length)  # [B, L']
         vec = self.item_vectors((seq - 1).clamp(min=0)) * (seq > 0).unsqueeze(-1)  # [B, L', h]
         return self.encoder(vec, length)  # [B, h]
-
-    def score(self, s: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return cosine_scores(s, items, self.cfg.tau)  # [B, n]
 
 
 # --------------------------------------------------------------------------------------------------------------------
