@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             done = sorted({harness_stage(r["stage"]) for r in rows}, key=ALL_STAGES.index)
             line = (f"- merged: stage(s) {', '.join(done)} re-run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
                     f"{_git_commit()}, {time.perf_counter() - started:.0f} s wall, load average {load0[0]:.1f} at "
-                    f"start, {os.getloadavg()[0]:.1f} at the end (`{cmd} --stages {','.join(done)} --merge`)")
+                    f"start, {os.getloadavg()[0]:.1f} at the end (`{cmd} --stages {','.join(done)}"
+                    f"{f' --repeats {args.repeats}' if args.repeats else ''} --merge`)")
             try:
                 old_md = (out / "benchmarks.md").read_text(encoding="utf-8")
                 old_csv = (out / "benchmarks.csv").read_text(encoding="utf-8")
