@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -17,7 +21,7 @@ from vqrec_core.evaluate import evaluate
 from vqrec_core.experiment import COLUMNS, ROWS, preset, run_experiment
 from vqrec_core.models import SASRecID, SASRecIDConfig
 from vqrec_core.recommend import recommend
-from vqrec_core.train import TrainConfig, train_target
+from vqrec_core.train import LambdaCallback, TrainConfig, train_target
 
 
 def _write(domain, folder):
@@ -40,10 +44,21 @@ def _tiny_cfg():
 def test_experiment_writes_every_row_and_reloadable_checkpoints(tmp_path):
     src = load_domain(*_write(synthetic_domain(40, 80, seed=1, name="src"), tmp_path / "src"), name="src")
     tgt = load_domain(*_write(synthetic_domain(30, 70, seed=2, name="tgt"), tmp_path / "tgt"), name="tgt")
-    logs = []
+    logs, phases, steps, epochs = [], [], [], []
+    cb = LambdaCallback(on_step=steps.append, on_epoch_end=epochs.append)
     df = run_experiment([src], tgt, _tiny_cfg(), tmp_path / "out", tmp_path / "ck", tmp_path / "cache",
-                        log=logs.append)
+                        log=logs.append, callbacks=[cb], on_phase=phases.append)
     assert df["model"].tolist() == list(ROWS)
+    # every phase announced once, in execution order; the callbacks saw every step and epoch of every training phase
+    assert phases == ["prepare src", "prepare tgt", "pop", "text_knn", "vqrec pre-train", "vqrec_pretrained",
+                      "vqrec_adapted", "vqrec_adapted_noalign", "text_seq pre-train", "text_seq_pretrained",
+                      "text_seq_adapted", "vqrec_scratch", "sasrec_id", "vqrec_random_codes", "vqrec_pq_no_rotation"]
+    summary = json.loads((tmp_path / "ck" / "summary.json").read_text())
+    trained = [summary["vqrec_pretrain"], summary["text_seq_pretrain"]] + [
+        summary["rows"][r] for r in ROWS if "steps" in summary["rows"][r]]
+    assert len(trained) == 9 and len(steps) == sum(t["steps"] for t in trained) > 0
+    assert len(epochs) == sum(t["epochs_run"] for t in trained)
+    assert all(math.isfinite(i["loss"]) for i in steps) and "stopped" not in summary
     csv = pd.read_csv(tmp_path / "out" / "src_to_tgt.csv")
     assert tuple(csv.columns) == COLUMNS and csv["model"].tolist() == list(ROWS)
     metrics = csv[["recall@10", "recall@50", "ndcg@10", "ndcg@50"]].to_numpy()
@@ -58,6 +73,34 @@ def test_experiment_writes_every_row_and_reloadable_checkpoints(tmp_path):
                                              abs=1e-4)
     assert meta["item_ids"] == tgt.items["item_id"].tolist()
     assert (tmp_path / "ck" / "vqrec_source" / "model.safetensors").exists()
+
+
+def test_stop_after_the_first_step_ends_the_run_with_finished_rows_saved(tmp_path):
+    src = load_domain(*_write(synthetic_domain(40, 80, seed=1, name="src"), tmp_path / "src"), name="src")
+    tgt = load_domain(*_write(synthetic_domain(30, 70, seed=2, name="tgt"), tmp_path / "tgt"), name="tgt")
+    cfg = _tiny_cfg()
+    cfg.pretrain = TrainConfig(epochs=5, batch_size=8, valid_max_users=None)  # many steps if the stop were ignored
+    stop, steps, phases, logs = threading.Event(), [], [], []
+    rows = ["pop", "text_knn", "vqrec_adapted", "sasrec_id"]
+    t0 = time.perf_counter()
+    df = run_experiment([src], tgt, cfg, tmp_path / "out", tmp_path / "ck", tmp_path / "cache", rows=rows,
+                        log=logs.append, stop=stop, on_phase=phases.append,
+                        callbacks=[LambdaCallback(on_step=lambda i: (steps.append(i), stop.set()))])
+    elapsed = time.perf_counter() - t0
+    # pop and text_knn finished before the first training step; pre-training stopped after that one step
+    assert len(steps) == 1 and phases[-1] == "vqrec pre-train" and "sasrec_id" not in phases
+    assert df["model"].tolist() == ["pop", "text_knn"]
+    assert pd.read_csv(tmp_path / "out" / "src_to_tgt.csv")["model"].tolist() == ["pop", "text_knn"]
+    md = (tmp_path / "out" / "src_to_tgt.md").read_text()
+    assert "stopped by the user: vqrec_adapted, sasrec_id not run; vqrec pre-train was stopped" in md
+    summary = json.loads((tmp_path / "ck" / "summary.json").read_text())
+    assert summary["stopped"] == {"interrupted": "vqrec pre-train", "not_run": ["vqrec_adapted", "sasrec_id"]}
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir() if p.is_dir()) == ["pop", "text_knn"]
+    assert "stopped by the user" in logs[-1] and elapsed < 60
+    # a stop already set (a callable works too) runs nothing and still writes an empty table
+    df = run_experiment([src], tgt, cfg, tmp_path / "out2", None, tmp_path / "cache", rows=rows, log=logs.append,
+                        stop=lambda: True)
+    assert df.empty and pd.read_csv(tmp_path / "out2" / "src_to_tgt.csv").empty
 
 
 def test_recommend_for_user_and_sequence_and_errors():

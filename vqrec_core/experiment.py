@@ -46,7 +46,17 @@ from .models import (
     popularity_counts,
 )
 from .text import encode_texts, get_encoder
-from .train import AlignConfig, TrainConfig, adapt, clone_model, pretrain, train_target
+from .train import (
+    AlignConfig,
+    Callback,
+    LambdaCallback,
+    StopSignal,
+    TrainConfig,
+    adapt,
+    clone_model,
+    pretrain,
+    train_target,
+)
 
 ROWS = ("pop", "text_knn", "sasrec_id", "text_seq_pretrained", "text_seq_adapted", "vqrec_scratch",
         "vqrec_pretrained", "vqrec_adapted_noalign", "vqrec_adapted", "vqrec_random_codes", "vqrec_pq_no_rotation")
@@ -142,12 +152,34 @@ def _prepare(domain: Domain, cfg: ExperimentConfig, cache_dir, methods: Sequence
     return p
 
 
+class _Stopped(Exception):
+    """Internal: a stop request ended the run (``interrupted`` = the row whose training it cut short, if any)."""
+
+    def __init__(self, interrupted: str | None = None):
+        super().__init__(interrupted or "")
+        self.interrupted = interrupted
+
+
+def _stop_set(stop: StopSignal) -> bool:
+    if stop is None:
+        return False
+    return stop.is_set() if hasattr(stop, "is_set") else bool(stop())
+
+
 def run_experiment(sources: Sequence[Domain], target: Domain, cfg: ExperimentConfig, out_dir: str | Path,
                    checkpoint_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                    rows: Sequence[str] = ROWS, progress: Progress | None = None,
-                   log: Callable[[str], None] = print) -> pd.DataFrame:
+                   log: Callable[[str], None] = print, stop: StopSignal = None,
+                   callbacks: Sequence[Callback] = (), on_phase: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Run every row of ``rows`` and write ``out_dir/<source>_to_<target>.csv`` and ``.md`` (after each row, so a
-    crash keeps what is done). Trained models go to ``checkpoint_dir/<row>/``. Returns the results table."""
+    crash keeps what is done). Trained models go to ``checkpoint_dir/<row>/``. Returns the results table.
+
+    ``stop`` (``threading.Event`` or callable) is handed to every training phase, which ends after its current step
+    with its best weights; the run then records nothing more: the row being trained and every row not started are
+    listed as not run in the .md table and in ``summary.json``, and the finished rows stay saved. ``callbacks``
+    (train.Callback: ``on_step``, ``on_epoch_end``) are attached to every training phase. ``on_phase(name)`` is
+    called as each phase starts: "prepare <domain>", a row name, or "<model> pre-train".
+    """
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise ConfigError(f"Unknown experiment rows {unknown}; choose from {', '.join(ROWS)}.")
@@ -161,134 +193,177 @@ def run_experiment(sources: Sequence[Domain], target: Domain, cfg: ExperimentCon
     out_dir = Path(out_dir)
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     t_start = time.perf_counter()
-
-    srcs = [_prepare(d, cfg, cache_dir, [cfg.code_method], log) for d in sources]
-    tgt_methods = [cfg.code_method] + [m for m, r in (("random", "vqrec_random_codes"), ("pq", "vqrec_pq_no_rotation"))
-                                       if r in rows]
-    tgt = _prepare(target, cfg, cache_dir, tgt_methods, log)
-    sp = tgt.split
-    codes = tgt.codes[cfg.code_method]
-    D, M = codes.D, codes.M
-    if any(s.codes[cfg.code_method].D != D or s.codes[cfg.code_method].M != M for s in srcs):
-        raise ConfigError("Source and target codes differ in D or M; fix D and b in the experiment config.")
-    tgt_fc = {m: flat_code_ids(r.codes, r.M) for m, r in tgt.codes.items()}
-    src_fc = [flat_code_ids(s.codes[cfg.code_method].codes, M) for s in srcs]
-    vq_cfg = VQRecConfig(D=D, M=M, tau=cfg.tau, **_seq_cfg(cfg))
-    ts_cfg = TextSeqConfig(text_dim=tgt.emb.shape[1], n_experts=cfg.n_experts, tau=cfg.tau, **_seq_cfg(cfg))
-
+    extra_cbs = list(callbacks)
     results: list[dict] = []
     details: dict = {"config": cfg.to_dict(), "source": src_name, "target": target.name, "rows": {}}
-    meta_base = {"target": target.name, "source": src_name, "item_ids": target.items["item_id"].tolist()}
-    n_rows = len(rows)
 
-    def record(name: str, model, seconds: float, valid: dict | None = None, extra: dict | None = None):
-        t0 = time.perf_counter()
-        test = evaluate(model, sp.test, ks=(10, 50), chunk=cfg.target.eval_chunk, max_users=cfg.test_max_users,
-                        seed=cfg.seed)
-        if valid is None:
-            valid = evaluate(model, sp.valid, ks=(10, 50), chunk=cfg.target.eval_chunk,
-                             max_users=cfg.target.valid_max_users, seed=cfg.seed)
-        row = {"model": name, **{c: test[c] for c in COLUMNS[1:5]}, "train_seconds": round(seconds, 1)}
-        results.append(row)
-        details["rows"][name] = {"test": test, "valid": valid, **(extra or {})}
-        if ckpt is not None:
-            save_checkpoint(model, ckpt / name, meta={**meta_base, "row": name, "test": test, "valid": valid})
+    def run_rows() -> None:  # the run itself; raises _Stopped when a stop request ends it
+
+        def phase(name: str) -> None:
+            if _stop_set(stop):
+                raise _Stopped()
+            if on_phase is not None:
+                on_phase(name)
+
+        def finished(name: str, res):
+            if res.stopped:
+                raise _Stopped(name)
+            return res
+
+        srcs = []
+        for d in sources:
+            phase(f"prepare {d.name}")
+            srcs.append(_prepare(d, cfg, cache_dir, [cfg.code_method], log))
+        ablations = (("random", "vqrec_random_codes"), ("pq", "vqrec_pq_no_rotation"))
+        tgt_methods = [cfg.code_method] + [m for m, r in ablations if r in rows]
+        phase(f"prepare {target.name}")
+        tgt = _prepare(target, cfg, cache_dir, tgt_methods, log)
+        sp = tgt.split
+        codes = tgt.codes[cfg.code_method]
+        D, M = codes.D, codes.M
+        if any(s.codes[cfg.code_method].D != D or s.codes[cfg.code_method].M != M for s in srcs):
+            raise ConfigError("Source and target codes differ in D or M; fix D and b in the experiment config.")
+        tgt_fc = {m: flat_code_ids(r.codes, r.M) for m, r in tgt.codes.items()}
+        src_fc = [flat_code_ids(s.codes[cfg.code_method].codes, M) for s in srcs]
+        vq_cfg = VQRecConfig(D=D, M=M, tau=cfg.tau, **_seq_cfg(cfg))
+        ts_cfg = TextSeqConfig(text_dim=tgt.emb.shape[1], n_experts=cfg.n_experts, tau=cfg.tau, **_seq_cfg(cfg))
+
+        meta_base = {"target": target.name, "source": src_name, "item_ids": target.items["item_id"].tolist()}
+        n_rows = len(rows)
+
+        def record(name: str, model, seconds: float, valid: dict | None = None, extra: dict | None = None):
+            t0 = time.perf_counter()
+            test = evaluate(model, sp.test, ks=(10, 50), chunk=cfg.target.eval_chunk, max_users=cfg.test_max_users,
+                            seed=cfg.seed)
+            if valid is None:
+                valid = evaluate(model, sp.valid, ks=(10, 50), chunk=cfg.target.eval_chunk,
+                                 max_users=cfg.target.valid_max_users, seed=cfg.seed)
+            row = {"model": name, **{c: test[c] for c in COLUMNS[1:5]}, "train_seconds": round(seconds, 1)}
+            results.append(row)
+            details["rows"][name] = {"test": test, "valid": valid, **(extra or {})}
+            if ckpt is not None:
+                save_checkpoint(model, ckpt / name, meta={**meta_base, "row": name, "test": test, "valid": valid})
+            _write_tables(out_dir, tag, results, details, cfg, time.perf_counter() - t_start)
+            if ckpt is not None:
+                atomic_write_json(ckpt / "summary.json", details)
+            log(f"[{len(results)}/{n_rows}] {name}: recall@10 {test['recall@10']:.4f} ndcg@10 {test['ndcg@10']:.4f} "
+                f"recall@50 {test['recall@50']:.4f} (valid ndcg@10 {valid['ndcg@10']:.4f}; train {seconds:.0f}s, "
+                f"eval {time.perf_counter() - t0:.0f}s)")
+            report(progress, len(results) / n_rows, f"{name} done")
+
+        def hist(res) -> dict:
+            return {"best_epoch": res.best_epoch, "epochs_run": len(res.history), "steps": res.steps,
+                    "history": [{"epoch": h["epoch"], "loss": h["loss"],
+                                 "valid_ndcg@10": (h["valid"] or {}).get("ndcg@10")} for h in res.history],
+                    **({"align": res.extra["align"]} if res.extra.get("align") else {})}
+
+        def tlog(prefix: str) -> list[Callback]:
+            """The epoch log line (its format is parsed by pipeline._EPOCH_LINE) + the caller's callbacks."""
+            return [LambdaCallback(on_epoch_end=lambda i: log(
+                f"  {prefix} epoch {i['epoch'] + 1}: loss {i['loss']:.4f} valid ndcg@10 "
+                f"{(i['valid'] or {}).get('ndcg@10', float('nan')):.4f} ({i['seconds']:.0f}s)"))] + extra_cbs
+
+        # ---- non-neural baselines
+        if "pop" in rows:
+            phase("pop")
+            t0 = time.perf_counter()
+            pop = Popularity(popularity_counts(sp.user_items, sp.n_items))
+            record("pop", pop, time.perf_counter() - t0)
+        if "text_knn" in rows:
+            phase("text_knn")
+            record("text_knn", TextKNN(tgt.emb), 0.0)
+
+        # Execution order: the method's own rows first (so a slow machine still yields them), baselines and ablations
+        # after; the tables are always written in ROWS order.
+        # ---- VQ-Rec: pre-train once, then zero-shot / adapted variants
+        vq_rows = ("vqrec_pretrained", "vqrec_adapted_noalign", "vqrec_adapted", "vqrec_random_codes",
+                   "vqrec_pq_no_rotation")
+        vq = None
+        if any(r in rows for r in vq_rows):
+            phase("vqrec pre-train")
+            torch.manual_seed(cfg.seed)
+            vq = VQRec(vq_cfg, src_fc[0])
+            res_pt = finished("vqrec pre-train", pretrain(vq, [s.split for s in srcs], src_fc, cfg.pretrain,
+                                                          callbacks=tlog("vqrec pre-train"), stop=stop))
+            vq_pt_seconds = res_pt.seconds
+            details["vqrec_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
+            log(f"vqrec pre-trained on {src_name} in {res_pt.seconds:.0f}s")
+            if ckpt is not None:
+                save_checkpoint(vq, ckpt / "vqrec_source", meta={"source": src_name, "row": "vqrec_source"})
+            if "vqrec_pretrained" in rows:
+                phase("vqrec_pretrained")
+                m = clone_model(vq)
+                m.set_catalog(tgt_fc[cfg.code_method])
+                record("vqrec_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
+
+        def vq_adapt(name: str, method: str, align) -> None:
+            phase(name)
+            m = clone_model(vq)
+            res = finished(name, adapt(m, sp, tgt_fc[method], cfg.target, align=align, callbacks=tlog(name), stop=stop))
+            record(name, m, res.seconds, res.best_valid, hist(res) | {"pretrain_seconds": vq_pt_seconds,
+                                                                       "code_method": method})
+
+        if "vqrec_adapted" in rows:
+            vq_adapt("vqrec_adapted", cfg.code_method, cfg.align)
+        if "vqrec_adapted_noalign" in rows:
+            vq_adapt("vqrec_adapted_noalign", cfg.code_method, None)
+
+        # ---- text -> representation
+        if "text_seq_pretrained" in rows or "text_seq_adapted" in rows:
+            phase("text_seq pre-train")
+            torch.manual_seed(cfg.seed)
+            ts = TextSeq(ts_cfg, srcs[0].emb)
+            res_pt = finished("text_seq pre-train", pretrain(ts, [s.split for s in srcs], [s.emb for s in srcs],
+                                                             cfg.pretrain, callbacks=tlog("text_seq pre-train"),
+                                                             stop=stop))
+            details["text_seq_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
+            log(f"text_seq pre-trained on {src_name} in {res_pt.seconds:.0f}s")
+            if ckpt is not None:
+                save_checkpoint(ts, ckpt / "text_seq_source", meta={"source": src_name, "row": "text_seq_source"})
+            if "text_seq_pretrained" in rows:
+                phase("text_seq_pretrained")
+                m = clone_model(ts)
+                m.set_catalog(tgt.emb)
+                record("text_seq_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
+            if "text_seq_adapted" in rows:
+                phase("text_seq_adapted")
+                m = clone_model(ts)
+                res = finished("text_seq_adapted", adapt(m, sp, tgt.emb, cfg.target,
+                                                         callbacks=tlog("text_seq_adapted"), stop=stop))
+                record("text_seq_adapted", m, res.seconds, res.best_valid,
+                       hist(res) | {"pretrain_seconds": res_pt.seconds})
+
+        # ---- target-only models
+        if "vqrec_scratch" in rows:
+            phase("vqrec_scratch")
+            torch.manual_seed(cfg.seed)
+            m = VQRec(vq_cfg, tgt_fc[cfg.code_method])
+            res = finished("vqrec_scratch", train_target(m, sp, cfg.target, callbacks=tlog("vqrec_scratch"), stop=stop))
+            record("vqrec_scratch", m, res.seconds, res.best_valid, hist(res))
+        if "sasrec_id" in rows:
+            phase("sasrec_id")
+            torch.manual_seed(cfg.seed)
+            m = SASRecID(SASRecIDConfig(**_seq_cfg(cfg)), sp.n_items)
+            res = finished("sasrec_id", train_target(m, sp, cfg.target, callbacks=tlog("sasrec_id"), stop=stop))
+            record("sasrec_id", m, res.seconds, res.best_valid, hist(res))
+
+        # ---- code ablations: other target codes, same pre-trained encoder, the vqrec_adapted_noalign recipe
+        if "vqrec_random_codes" in rows:
+            vq_adapt("vqrec_random_codes", "random", None)
+        if "vqrec_pq_no_rotation" in rows:
+            vq_adapt("vqrec_pq_no_rotation", "pq", None)
+
+    try:
+        run_rows()
+    except _Stopped as e:
+        not_run = [r for r in rows if r not in details["rows"]]
+        details["stopped"] = {"interrupted": e.interrupted, "not_run": not_run}
         _write_tables(out_dir, tag, results, details, cfg, time.perf_counter() - t_start)
         if ckpt is not None:
             atomic_write_json(ckpt / "summary.json", details)
-        log(f"[{len(results)}/{n_rows}] {name}: recall@10 {test['recall@10']:.4f} ndcg@10 {test['ndcg@10']:.4f} "
-            f"recall@50 {test['recall@50']:.4f} (valid ndcg@10 {valid['ndcg@10']:.4f}; train {seconds:.0f}s, "
-            f"eval {time.perf_counter() - t0:.0f}s)")
-        report(progress, len(results) / n_rows, f"{name} done")
-
-    def hist(res) -> dict:
-        return {"best_epoch": res.best_epoch, "epochs_run": len(res.history), "steps": res.steps,
-                "history": [{"epoch": h["epoch"], "loss": h["loss"],
-                             "valid_ndcg@10": (h["valid"] or {}).get("ndcg@10")} for h in res.history],
-                **({"align": res.extra["align"]} if res.extra.get("align") else {})}
-
-    def tlog(prefix: str):
-        from .train import LambdaCallback
-
-        return [LambdaCallback(on_epoch_end=lambda i: log(
-            f"  {prefix} epoch {i['epoch'] + 1}: loss {i['loss']:.4f} valid ndcg@10 "
-            f"{(i['valid'] or {}).get('ndcg@10', float('nan')):.4f} ({i['seconds']:.0f}s)"))]
-
-    # ---- non-neural baselines
-    if "pop" in rows:
-        t0 = time.perf_counter()
-        pop = Popularity(popularity_counts(sp.user_items, sp.n_items))
-        record("pop", pop, time.perf_counter() - t0)
-    if "text_knn" in rows:
-        record("text_knn", TextKNN(tgt.emb), 0.0)
-
-    # Execution order: the method's own rows first (so a slow machine still yields them), baselines and ablations
-    # after; the tables are always written in ROWS order.
-    # ---- VQ-Rec: pre-train once, then zero-shot / adapted variants
-    vq_rows = ("vqrec_pretrained", "vqrec_adapted_noalign", "vqrec_adapted", "vqrec_random_codes",
-               "vqrec_pq_no_rotation")
-    vq = None
-    if any(r in rows for r in vq_rows):
-        torch.manual_seed(cfg.seed)
-        vq = VQRec(vq_cfg, src_fc[0])
-        res_pt = pretrain(vq, [s.split for s in srcs], src_fc, cfg.pretrain, callbacks=tlog("vqrec pre-train"))
-        vq_pt_seconds = res_pt.seconds
-        details["vqrec_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
-        log(f"vqrec pre-trained on {src_name} in {res_pt.seconds:.0f}s")
-        if ckpt is not None:
-            save_checkpoint(vq, ckpt / "vqrec_source", meta={"source": src_name, "row": "vqrec_source"})
-        if "vqrec_pretrained" in rows:
-            m = clone_model(vq)
-            m.set_catalog(tgt_fc[cfg.code_method])
-            record("vqrec_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
-
-    def vq_adapt(name: str, method: str, align) -> None:
-        m = clone_model(vq)
-        res = adapt(m, sp, tgt_fc[method], cfg.target, align=align, callbacks=tlog(name))
-        record(name, m, res.seconds, res.best_valid, hist(res) | {"pretrain_seconds": vq_pt_seconds,
-                                                                   "code_method": method})
-
-    if "vqrec_adapted" in rows:
-        vq_adapt("vqrec_adapted", cfg.code_method, cfg.align)
-    if "vqrec_adapted_noalign" in rows:
-        vq_adapt("vqrec_adapted_noalign", cfg.code_method, None)
-
-    # ---- text -> representation
-    if "text_seq_pretrained" in rows or "text_seq_adapted" in rows:
-        torch.manual_seed(cfg.seed)
-        ts = TextSeq(ts_cfg, srcs[0].emb)
-        res_pt = pretrain(ts, [s.split for s in srcs], [s.emb for s in srcs], cfg.pretrain,
-                          callbacks=tlog("text_seq pre-train"))
-        details["text_seq_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
-        log(f"text_seq pre-trained on {src_name} in {res_pt.seconds:.0f}s")
-        if ckpt is not None:
-            save_checkpoint(ts, ckpt / "text_seq_source", meta={"source": src_name, "row": "text_seq_source"})
-        if "text_seq_pretrained" in rows:
-            m = clone_model(ts)
-            m.set_catalog(tgt.emb)
-            record("text_seq_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
-        if "text_seq_adapted" in rows:
-            m = clone_model(ts)
-            res = adapt(m, sp, tgt.emb, cfg.target, callbacks=tlog("text_seq adapt"))
-            record("text_seq_adapted", m, res.seconds, res.best_valid, hist(res) | {"pretrain_seconds": res_pt.seconds})
-
-    # ---- target-only models
-    if "vqrec_scratch" in rows:
-        torch.manual_seed(cfg.seed)
-        m = VQRec(vq_cfg, tgt_fc[cfg.code_method])
-        res = train_target(m, sp, cfg.target, callbacks=tlog("vqrec_scratch"))
-        record("vqrec_scratch", m, res.seconds, res.best_valid, hist(res))
-    if "sasrec_id" in rows:
-        torch.manual_seed(cfg.seed)
-        m = SASRecID(SASRecIDConfig(**_seq_cfg(cfg)), sp.n_items)
-        res = train_target(m, sp, cfg.target, callbacks=tlog("sasrec_id"))
-        record("sasrec_id", m, res.seconds, res.best_valid, hist(res))
-
-    # ---- code ablations: other target codes, same pre-trained encoder, the vqrec_adapted_noalign recipe
-    if "vqrec_random_codes" in rows:
-        vq_adapt("vqrec_random_codes", "random", None)
-    if "vqrec_pq_no_rotation" in rows:
-        vq_adapt("vqrec_pq_no_rotation", "pq", None)
+        log(f"{tag}: stopped by the user after {time.perf_counter() - t_start:.0f}s; {len(results)} of {len(rows)} "
+            f"rows finished and saved" + (f"; not run: {', '.join(not_run)}" if not_run else ""))
+        return _ordered(results)
     log(f"{tag}: done in {time.perf_counter() - t_start:.0f}s")
     return _ordered(results)
 
@@ -323,6 +398,10 @@ def _write_tables(out_dir: Path, tag: str, results: list[dict], details: dict, c
         if al:
             lines.append(f"- {name} alignment: {al['steps']} steps, loss {al['first_loss']:.3f} -> "
                          f"{al['last_loss']:.3f}, {100 * al['moved_fraction']:.1f}% of codewords moved")
+    st = details.get("stopped")
+    if st:
+        cut = f"; {st['interrupted']} was stopped during training and is not recorded" if st.get("interrupted") else ""
+        lines.append(f"- stopped by the user: {', '.join(st['not_run']) or 'no rows'} not run{cut}")
     lines.append(f"- wall time so far: {seconds:.0f}s; settings: h={cfg.h}, L={cfg.n_layers}, heads={cfg.n_heads}, "
                  f"D={cfg.D}, b={cfg.b}, encoder={cfg.encoder}, pre-train epochs<={cfg.pretrain.epochs} "
                  f"(B={cfg.pretrain.batch_size}), target epochs<={cfg.target.epochs} (B={cfg.target.batch_size}, "
