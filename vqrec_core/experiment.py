@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,8 @@ from .train import (
 ROWS = ("pop", "text_knn", "sasrec_id", "text_seq_pretrained", "text_seq_adapted", "vqrec_scratch",
         "vqrec_pretrained", "vqrec_adapted_noalign", "vqrec_adapted", "vqrec_random_codes", "vqrec_pq_no_rotation")
 COLUMNS = ("model", "recall@10", "recall@50", "ndcg@10", "ndcg@50", "train_seconds")
-DATASETS_ROOT = Path("/work/shared/datasets")
+# ../shared/datasets beside the checkout ($VQREC_DATASETS overrides), the same folder benchmarks/common.py uses
+DATASETS_ROOT = Path(os.environ.get("VQREC_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 NAMED_DOMAINS = {"beauty": "amazon2014-beauty", "toys": "amazon2014-toy", "toy": "amazon2014-toy"}
 
 
