@@ -474,6 +474,12 @@ def _text_of(df: pd.DataFrame, cols: Sequence[str], name: str, rep: Optional[Val
     return text.str.replace(r"\s+", " ", regex=True).str.strip()
 
 
+def _time_error(rep: ValidationReport, s: pd.Series, message: str) -> pd.Series:
+    """Record a timestamp error; the placeholder times returned are never used (the report blocks the domain)."""
+    rep.errors.append(message)
+    return pd.Series(np.zeros(len(s), dtype=np.int64), index=s.index)
+
+
 def _parse_time(s: pd.Series, name: str, col: str, rep: ValidationReport) -> pd.Series:
     """Numbers (Unix seconds or milliseconds) or date strings -> int64 seconds. Unparseable rows are an error."""
     s = s.astype(str).str.strip()
@@ -492,19 +498,15 @@ def _parse_time(s: pd.Series, name: str, col: str, rep: ValidationReport) -> pd.
         vals = (dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
     if bad.any():
         idx = np.flatnonzero(bad.to_numpy())
-        rep.errors.append(
+        return _time_error(rep, s,
             f"The timestamp column '{col}' in '{name}' has {len(idx)} value(s) that are neither numbers nor "
             f"dates: rows {_rows(idx)} (e.g. {_examples(s[bad].tolist(), 3)}). Fix them or map no timestamp "
-            f"column to use the row order."
-        )
-        return pd.Series(np.zeros(len(s), dtype=np.int64), index=s.index)
+            f"column to use the row order.")
     if missing.any():
         idx = np.flatnonzero(missing.to_numpy())
-        rep.errors.append(
+        return _time_error(rep, s,
             f"The timestamp column '{col}' in '{name}' is empty in {len(idx)} row(s): rows {_rows(idx)}. "
-            f"Fill them or map no timestamp column to use the row order."
-        )
-        return pd.Series(np.zeros(len(s), dtype=np.int64), index=s.index)
+            f"Fill them or map no timestamp column to use the row order.")
     vals = vals.astype("float64")
     if (vals < 0).any():
         idx = np.flatnonzero((vals < 0).to_numpy())
@@ -520,11 +522,9 @@ def _parse_time(s: pd.Series, name: str, col: str, rep: ValidationReport) -> pd.
     out_of_range = vals.abs() > MAX_ABS_TIMESTAMP
     if out_of_range.any():
         idx = np.flatnonzero(out_of_range.to_numpy())
-        rep.errors.append(
+        return _time_error(rep, s,
             f"The timestamp column '{col}' in '{name}' has {len(idx)} value(s) too large to be Unix times in "
-            f"seconds or milliseconds: rows {_rows(idx)} (e.g. {_examples(s[out_of_range].tolist(), 3)})."
-        )
-        return pd.Series(np.zeros(len(s), dtype=np.int64), index=s.index)
+            f"seconds or milliseconds: rows {_rows(idx)} (e.g. {_examples(s[out_of_range].tolist(), 3)}).")
     return vals.round().astype(np.int64)
 
 

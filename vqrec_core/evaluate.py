@@ -18,7 +18,8 @@ never a view of its own state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -70,18 +71,27 @@ def _iter_batches(n_users: int, n_items: int, chunk: int):
         yield start, min(n_users, start + step)
 
 
-@torch.no_grad()
-def target_ranks(model, seq, length, target, chunk: int = 2_000_000, mask_history: bool = False,
-                 progress: Progress | None = None) -> np.ndarray:
-    """0-based rank of each target over the full catalog. ``seq`` int [n, L], ``length`` [n], ``target`` [n]."""
-    seq_t, len_t, tgt_t = _as_tensor(seq), _as_tensor(length), _as_tensor(target)
+@contextmanager
+def _scoring(model) -> Iterator[tuple[Callable, int]]:
+    """(batch scoring function, n_items) with the model in eval mode; its training mode is restored afterwards."""
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
         fn = model.scoring_fn() if hasattr(model, "scoring_fn") else model.score_batch
-        n_items = int(model.n_items)
-        ranks = np.empty(len(tgt_t), dtype=np.int64)
+        yield fn, int(model.n_items)
+    finally:
+        if was_training:
+            model.train()
+
+
+@torch.no_grad()
+def target_ranks(model, seq, length, target, chunk: int = 2_000_000, mask_history: bool = False,
+                 progress: Progress | None = None) -> np.ndarray:
+    """0-based rank of each target over the full catalog. ``seq`` int [n, L], ``length`` [n], ``target`` [n]."""
+    seq_t, len_t, tgt_t = _as_tensor(seq), _as_tensor(length), _as_tensor(target)
+    ranks = np.empty(len(tgt_t), dtype=np.int64)
+    with _scoring(model) as (fn, n_items):
         for a, b in _iter_batches(len(tgt_t), n_items, chunk):
             scores = fn(seq_t[a:b], len_t[a:b]).float()  # [B, n]
             if mask_history:
@@ -89,9 +99,6 @@ def target_ranks(model, seq, length, target, chunk: int = 2_000_000, mask_histor
             t = scores.gather(1, tgt_t[a:b].unsqueeze(1))  # [B, 1]
             ranks[a:b] = count_higher(scores, t).numpy()  # scores is overwritten from here on
             report(progress, b / max(1, len(tgt_t)), "ranking")
-    finally:
-        if was_training:
-            model.train()
     return ranks
 
 
@@ -119,12 +126,7 @@ def topk(model, seq, length, k: int = 10, chunk: int = 2_000_000, mask_history: 
     ``exclude`` optionally lists, per row, extra 0-based item indices to leave out.
     """
     seq_t, len_t = _as_tensor(seq), _as_tensor(length)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        fn = model.scoring_fn() if hasattr(model, "scoring_fn") else model.score_batch
-        n_items = int(model.n_items)
+    with _scoring(model) as (fn, n_items):
         k = min(int(k), n_items)
         idx_out = np.empty((len(seq_t), k), dtype=np.int64)
         val_out = np.empty((len(seq_t), k), dtype=np.float32)
@@ -138,7 +140,4 @@ def topk(model, seq, length, k: int = 10, chunk: int = 2_000_000, mask_history: 
                         scores[r - a, _as_tensor(exclude[r])] = float("-inf")
             vals, idx = torch.topk(scores, k, dim=1)  # [B, k]
             idx_out[a:b], val_out[a:b] = idx.numpy(), vals.numpy()
-    finally:
-        if was_training:
-            model.train()
     return idx_out, val_out
