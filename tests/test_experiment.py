@@ -152,3 +152,12 @@ def test_unknown_preset_and_rows_raise():
     dom = synthetic_domain(10, 20)
     with pytest.raises(ConfigError, match="Unknown experiment rows"):
         run_experiment([dom], dom, _tiny_cfg(), "/tmp/never", rows=["bogus"])
+
+
+def test_long_preset_is_standard_with_the_declared_larger_budget():
+    std, long = preset("standard"), preset("long")
+    assert long.target.epochs == 3 * std.target.epochs and long.target.patience == 3
+    assert long.pretrain.epochs == 5 and long.target.max_steps_per_epoch == std.target.max_steps_per_epoch
+    # nothing else differs: same model, codes, learning rates and alignment
+    assert (long.h, long.D, long.b, long.tau, long.align) == (std.h, std.D, std.b, std.tau, std.align)
+    assert (long.target.lr, long.pretrain.lr, long.pretrain.rho) == (std.target.lr, std.pretrain.lr, std.pretrain.rho)
