@@ -277,6 +277,30 @@ def run_experiment(sources: Sequence[Domain], target: Domain, cfg: ExperimentCon
 
         # Execution order: the method's own rows first (so a slow machine still yields them), baselines and ablations
         # after; the tables are always written in ROWS order.
+        def pretrain_source(kind: str, model, features, target_catalog) -> float:
+            """Pre-train ``model`` on the sources, save it as ``<kind>_source``, record the zero-shot row
+            ``<kind>_pretrained`` if asked; returns the pre-training seconds."""
+            name = f"{kind} pre-train"
+            res = finished(name, pretrain(model, [s.split for s in srcs], features, cfg.pretrain,
+                                          callbacks=tlog(name), stop=stop))
+            details[f"{kind}_pretrain"] = hist(res) | {"seconds": res.seconds}
+            log(f"{kind} pre-trained on {src_name} in {res.seconds:.0f}s")
+            if ckpt is not None:
+                save_checkpoint(model, ckpt / f"{kind}_source", meta={"source": src_name, "row": f"{kind}_source"})
+            if f"{kind}_pretrained" in rows:
+                phase(f"{kind}_pretrained")
+                m = clone_model(model)
+                m.set_catalog(target_catalog)
+                record(f"{kind}_pretrained", m, 0.0, extra={"pretrain_seconds": res.seconds})
+            return res.seconds
+
+        def adapt_row(name: str, base, catalog, align, extra: dict) -> None:
+            """Adapt a copy of the pre-trained ``base`` to the target catalog and record it as row ``name``."""
+            phase(name)
+            m = clone_model(base)
+            res = finished(name, adapt(m, sp, catalog, cfg.target, align=align, callbacks=tlog(name), stop=stop))
+            record(name, m, res.seconds, res.best_valid, hist(res) | extra)
+
         # ---- VQ-Rec: pre-train once, then zero-shot / adapted variants
         vq_rows = ("vqrec_pretrained", "vqrec_adapted_noalign", "vqrec_adapted", "vqrec_random_codes",
                    "vqrec_pq_no_rotation")
@@ -285,25 +309,10 @@ def run_experiment(sources: Sequence[Domain], target: Domain, cfg: ExperimentCon
             phase("vqrec pre-train")
             torch.manual_seed(cfg.seed)
             vq = VQRec(vq_cfg, src_fc[0])
-            res_pt = finished("vqrec pre-train", pretrain(vq, [s.split for s in srcs], src_fc, cfg.pretrain,
-                                                          callbacks=tlog("vqrec pre-train"), stop=stop))
-            vq_pt_seconds = res_pt.seconds
-            details["vqrec_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
-            log(f"vqrec pre-trained on {src_name} in {res_pt.seconds:.0f}s")
-            if ckpt is not None:
-                save_checkpoint(vq, ckpt / "vqrec_source", meta={"source": src_name, "row": "vqrec_source"})
-            if "vqrec_pretrained" in rows:
-                phase("vqrec_pretrained")
-                m = clone_model(vq)
-                m.set_catalog(tgt_fc[cfg.code_method])
-                record("vqrec_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
+            vq_pt_seconds = pretrain_source("vqrec", vq, src_fc, tgt_fc[cfg.code_method])
 
         def vq_adapt(name: str, method: str, align) -> None:
-            phase(name)
-            m = clone_model(vq)
-            res = finished(name, adapt(m, sp, tgt_fc[method], cfg.target, align=align, callbacks=tlog(name), stop=stop))
-            record(name, m, res.seconds, res.best_valid, hist(res) | {"pretrain_seconds": vq_pt_seconds,
-                                                                       "code_method": method})
+            adapt_row(name, vq, tgt_fc[method], align, {"pretrain_seconds": vq_pt_seconds, "code_method": method})
 
         if "vqrec_adapted" in rows:
             vq_adapt("vqrec_adapted", cfg.code_method, cfg.align)
@@ -315,25 +324,9 @@ def run_experiment(sources: Sequence[Domain], target: Domain, cfg: ExperimentCon
             phase("text_seq pre-train")
             torch.manual_seed(cfg.seed)
             ts = TextSeq(ts_cfg, srcs[0].emb)
-            res_pt = finished("text_seq pre-train", pretrain(ts, [s.split for s in srcs], [s.emb for s in srcs],
-                                                             cfg.pretrain, callbacks=tlog("text_seq pre-train"),
-                                                             stop=stop))
-            details["text_seq_pretrain"] = hist(res_pt) | {"seconds": res_pt.seconds}
-            log(f"text_seq pre-trained on {src_name} in {res_pt.seconds:.0f}s")
-            if ckpt is not None:
-                save_checkpoint(ts, ckpt / "text_seq_source", meta={"source": src_name, "row": "text_seq_source"})
-            if "text_seq_pretrained" in rows:
-                phase("text_seq_pretrained")
-                m = clone_model(ts)
-                m.set_catalog(tgt.emb)
-                record("text_seq_pretrained", m, 0.0, extra={"pretrain_seconds": res_pt.seconds})
+            ts_pt_seconds = pretrain_source("text_seq", ts, [s.emb for s in srcs], tgt.emb)
             if "text_seq_adapted" in rows:
-                phase("text_seq_adapted")
-                m = clone_model(ts)
-                res = finished("text_seq_adapted", adapt(m, sp, tgt.emb, cfg.target,
-                                                         callbacks=tlog("text_seq_adapted"), stop=stop))
-                record("text_seq_adapted", m, res.seconds, res.best_valid,
-                       hist(res) | {"pretrain_seconds": res_pt.seconds})
+                adapt_row("text_seq_adapted", ts, tgt.emb, None, {"pretrain_seconds": ts_pt_seconds})
 
         # ---- target-only models
         if "vqrec_scratch" in rows:
