@@ -113,6 +113,15 @@ def run_with_progress(label: str, fn: Callable, *args, **kwargs):
     return out
 
 
+def domain_gap_panel(table) -> None:
+    """The domain-gap figure (classifier accuracy and same-domain neighbours per space) beside its table."""
+    from vqrec_core import figures
+
+    fig_col, table_col = st.columns([3, 2])
+    fig_col.plotly_chart(figures.domain_gap_figure(table), key="fig_gap")
+    table_col.dataframe(table, hide_index=True, width="stretch")
+
+
 def sidebar(ws: Workspace) -> None:
     with st.sidebar:
         st.caption(f"Workspace: `{ws.root}`")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_support import run_with_progress, setup_page
+from app_support import domain_gap_panel, run_with_progress, setup_page
 from vqrec_core import figures, projection
 from vqrec_core.pipeline import CodeSpec, load_code_analysis, run_code_analysis
 
@@ -83,9 +83,7 @@ if "ablations" in tables and len(tables["ablations"]):
 
 if "domain_gap" in tables:
     st.subheader("Domain gap")
-    g1, g2 = st.columns([3, 2])
-    g1.plotly_chart(figures.domain_gap_figure(tables["domain_gap"]), key="fig_gap")
-    g2.dataframe(tables["domain_gap"], hide_index=True, width="stretch")
+    domain_gap_panel(tables["domain_gap"])
 
 if "umap" in tables:
     st.subheader("Maps: text space vs code space (coloured by domain, titles on hover)")

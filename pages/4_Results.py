@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_support import run_with_progress, setup_page
+from app_support import domain_gap_panel, run_with_progress, setup_page
 from vqrec_core import figures, pipeline
 
 ws = setup_page("Results", ":material/bar_chart:")
@@ -67,9 +67,7 @@ for note in meta.get("notes", []):
     st.caption(f"note: {note}")
 if "domain_gap" in tables:
     st.markdown("**Domain gap between the run's domains** (same items in text space and in code space)")
-    c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(figures.domain_gap_figure(tables["domain_gap"]), key="fig_gap")
-    c2.dataframe(tables["domain_gap"], hide_index=True, width="stretch")
+    domain_gap_panel(tables["domain_gap"])
 
 if "bias_before_after" in tables:
     st.markdown("**Text-similarity bias before vs after adaptation** (mean over target users; lower text cosine and "
